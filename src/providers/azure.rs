@@ -1,0 +1,53 @@
+//! Azure OpenAI: the deployment URL with `api-version`, the key in an `api-key` header; the
+//! wire format is OpenAI's.
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::openai::{exchange, extra_headers};
+use super::{ProviderError, ProviderResponse, ProviderUnavailable, UpstreamRequest};
+use crate::config::Deployment;
+
+/// The `api-version` LiteLLM uses when a deployment names none.
+const DEFAULT_API_VERSION: &str = "2024-10-21";
+
+#[derive(Debug, Clone)]
+pub struct Azure {
+    /// `{api_base}/openai/deployments/{deployment}`.
+    deployment_url: String,
+    api_version: String,
+    headers: HeaderMap,
+    http: reqwest::Client,
+    secret: Option<String>,
+}
+
+impl Azure {
+    pub fn new(d: &Deployment, http: reqwest::Client) -> Result<Self, ProviderUnavailable> {
+        let base = d
+            .api_base
+            .clone()
+            .ok_or_else(|| ProviderUnavailable("azure deployments need api_base".into()))?;
+        let mut headers = extra_headers(d)?;
+        if let Some(key) = &d.api_key {
+            let value = HeaderValue::from_str(key.expose())
+                .map_err(|_| ProviderUnavailable("api_key contains characters not allowed in a header".into()))?;
+            headers.insert(HeaderName::from_static("api-key"), value);
+        }
+        Ok(Azure {
+            deployment_url: format!("{}/openai/deployments/{}", base.trim_end_matches('/'), d.model),
+            api_version: d.api_version.clone().unwrap_or_else(|| DEFAULT_API_VERSION.to_string()),
+            headers,
+            http,
+            secret: d.api_key.as_ref().map(|k| k.expose().to_string()),
+        })
+    }
+
+    pub async fn call(&self, request: UpstreamRequest<'_>) -> Result<ProviderResponse, ProviderError> {
+        let url = format!(
+            "{}{}?api-version={}",
+            self.deployment_url,
+            request.endpoint.openai_path(),
+            self.api_version
+        );
+        exchange(&self.http, &url, &self.headers, &request, self.secret.as_deref()).await
+    }
+}

@@ -1,0 +1,275 @@
+//! Upstream providers behind one interface: each module translates the OpenAI-shaped request
+//! into its provider's protocol and the answer (JSON, stream events, usage, errors) back.
+//!
+//! Dispatch is an enum rather than `dyn Trait`: the set is closed, calls stay static, and
+//! `async fn` in traits is not object-safe.
+
+pub mod azure;
+pub mod mock;
+pub mod openai;
+pub mod sse;
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::{Deployment, ProviderKind};
+use crate::error::{ApiError, ErrorKind};
+
+/// The OpenAI endpoint a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Chat,
+    Completion,
+    Embedding,
+}
+
+impl Endpoint {
+    /// LiteLLM's `call_type` for spend logs.
+    pub fn call_type(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "acompletion",
+            Endpoint::Completion => "atext_completion",
+            Endpoint::Embedding => "aembedding",
+        }
+    }
+
+    /// The path below an OpenAI-compatible base URL.
+    pub fn openai_path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/chat/completions",
+            Endpoint::Completion => "/completions",
+            Endpoint::Embedding => "/embeddings",
+        }
+    }
+}
+
+/// Token counts, OpenAI's `usage` object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+    #[serde(default)]
+    pub total_tokens: u64,
+}
+
+/// One request to one deployment.
+#[derive(Debug)]
+pub struct UpstreamRequest<'a> {
+    pub endpoint: Endpoint,
+    pub deployment: &'a Deployment,
+    /// The client's body; the provider rewrites `model` and translates the rest.
+    pub body: Map<String, Value>,
+    /// The name the client asked for (wildcard deployments pass it through).
+    pub requested_model: &'a str,
+    pub stream: bool,
+    /// Bound on the whole exchange (non-streaming) or on the response headers (streaming).
+    pub timeout: Option<Duration>,
+    /// Ask the upstream for a final usage chunk (OpenAI `stream_options.include_usage`).
+    pub want_stream_usage: bool,
+    pub drop_params: bool,
+}
+
+/// One event of a streamed answer: the JSON of one `chat.completion.chunk` (or completion
+/// chunk) in OpenAI's shape.
+#[derive(Debug, Clone)]
+pub struct StreamChunk {
+    pub data: Bytes,
+    /// Set on the chunk that carries usage (usually the last).
+    pub usage: Option<Usage>,
+    /// A chunk that carries only usage (no choices): dropped when the client did not ask.
+    pub usage_only: bool,
+}
+
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<StreamChunk, ProviderError>> + Send>>;
+
+/// A provider's answer, already in OpenAI's shape.
+pub enum ProviderResponse {
+    Complete { body: Bytes, usage: Option<Usage> },
+    Stream(ChunkStream),
+}
+
+/// Why an upstream call failed. The router decides from it whether to retry; the client sees
+/// it through `From<ProviderError> for ApiError`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    #[error("upstream unreachable: {0}")]
+    Connect(String),
+    #[error("upstream timed out: {0}")]
+    Timeout(String),
+    #[error("upstream returned {status}")]
+    Status {
+        status: u16,
+        body: Bytes,
+        retry_after: Option<Duration>,
+    },
+    /// The request cannot be sent to this provider (unsupported parameter and the like).
+    #[error("{0}")]
+    Rejected(ApiError),
+    /// The upstream broke off a stream after it started.
+    #[error("stream interrupted: {0}")]
+    Stream(String),
+}
+
+impl ProviderError {
+    /// Retried: connection errors, timeouts, 408, 429 and 5xx; never other 4xx.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ProviderError::Connect(_) | ProviderError::Timeout(_) | ProviderError::Stream(_) => true,
+            ProviderError::Status { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            ProviderError::Rejected(_) => false,
+        }
+    }
+
+    /// An upstream context-length error (drives `context_window_fallbacks`).
+    pub fn is_context_window(&self) -> bool {
+        match self {
+            ProviderError::Status { status, body, .. } if *status == 400 => {
+                let text = String::from_utf8_lossy(body).to_ascii_lowercase();
+                text.contains("context_length_exceeded")
+                    || text.contains("maximum context length")
+                    || text.contains("context window")
+                    || text.contains("too many tokens")
+                    || text.contains("prompt is too long")
+            }
+            _ => false,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ProviderError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Converts for the client, naming the model group where it helps.
+    pub fn into_api_error(self, model: &str) -> ApiError {
+        match self {
+            ProviderError::Connect(reason) => ApiError::new(
+                ErrorKind::UpstreamConnection,
+                format!("Could not reach the upstream for model '{model}': {reason}"),
+            ),
+            ProviderError::Timeout(reason) => ApiError::new(
+                ErrorKind::Timeout,
+                format!("Request to model '{model}' timed out: {reason}"),
+            ),
+            ProviderError::Status { status, body, retry_after } => {
+                let mut err = upstream_error(status, &body);
+                if let Some(after) = retry_after {
+                    err = err.with_retry_after(after.as_secs().max(1));
+                }
+                err
+            }
+            ProviderError::Rejected(err) => err,
+            ProviderError::Stream(reason) => ApiError::new(
+                ErrorKind::UpstreamConnection,
+                format!("The upstream stream for model '{model}' failed: {reason}"),
+            ),
+        }
+    }
+}
+
+/// An upstream error status: an OpenAI-shaped body passes through verbatim, anything else is
+/// wrapped with its text as the message.
+pub fn upstream_error(status: u16, body: &[u8]) -> ApiError {
+    let kind = ErrorKind::Upstream(status);
+    if let Ok(value) = serde_json::from_slice::<Value>(body)
+        && let Some(error) = value.get("error").filter(|e| e.is_object())
+    {
+        let message = error
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("upstream error")
+            .to_string();
+        let mut err = ApiError::new(kind, message);
+        err.raw_body = Some(Bytes::copy_from_slice(body));
+        return err;
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let message = if text.is_empty() {
+        format!("upstream returned status {status}")
+    } else {
+        let mut t: String = text.chars().take(2000).collect();
+        if t.len() < text.len() {
+            t.push('…');
+        }
+        t
+    };
+    ApiError::new(kind, message)
+}
+
+/// A ready-to-call provider for one deployment.
+#[derive(Debug, Clone)]
+pub enum Provider {
+    OpenAi(openai::OpenAiCompatible),
+    Azure(azure::Azure),
+    Mock(mock::Mock),
+}
+
+/// A deployment whose provider could not be set up (disabled with this reason).
+#[derive(Debug, Clone)]
+pub struct ProviderUnavailable(pub String);
+
+impl Provider {
+    /// Builds the provider of a deployment. `mock_response` wins over the provider prefix,
+    /// as in LiteLLM.
+    pub fn for_deployment(d: &Deployment, http: &reqwest::Client) -> Result<Self, ProviderUnavailable> {
+        if let Some(text) = &d.mock_response {
+            return Ok(Provider::Mock(mock::Mock::new(text.clone())));
+        }
+        match d.provider {
+            ProviderKind::OpenAi | ProviderKind::HostedVllm => {
+                Ok(Provider::OpenAi(openai::OpenAiCompatible::new(d, http.clone())?))
+            }
+            ProviderKind::Azure => Ok(Provider::Azure(azure::Azure::new(d, http.clone())?)),
+            other => Err(ProviderUnavailable(format!(
+                "provider '{}' is not supported yet",
+                other.name()
+            ))),
+        }
+    }
+
+    pub async fn call(&self, request: UpstreamRequest<'_>) -> Result<ProviderResponse, ProviderError> {
+        match self {
+            Provider::OpenAi(p) => p.call(request).await,
+            Provider::Azure(p) => p.call(request).await,
+            Provider::Mock(p) => p.call(request).await,
+        }
+    }
+}
+
+/// Applies a deployment's default parameters and its model name to a client body.
+pub fn prepare_body(request: &UpstreamRequest<'_>) -> Map<String, Value> {
+    let mut body = request.body.clone();
+    for (k, v) in &request.deployment.default_params {
+        body.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    body.insert(
+        "model".into(),
+        Value::String(request.deployment.upstream_model(request.requested_model)),
+    );
+    body
+}
+
+/// Parses `retry-after` (seconds or an HTTP date; only seconds are honoured).
+pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+}
+
+/// Reads `usage` out of an OpenAI-shaped JSON answer without materialising the rest.
+pub fn usage_of(body: &[u8]) -> Option<Usage> {
+    #[derive(Deserialize)]
+    struct WithUsage {
+        usage: Option<Usage>,
+    }
+    serde_json::from_slice::<WithUsage>(body).ok()?.usage
+}

@@ -1,0 +1,194 @@
+//! OpenAI-compatible upstreams (`openai/`, `hosted_vllm/`, any server at `api_base`): the
+//! request passes through with the model renamed; unknown fields are kept.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Map, Value, json};
+
+use super::{
+    ProviderError, ProviderResponse, ProviderUnavailable, UpstreamRequest, parse_retry_after,
+    prepare_body, sse, usage_of,
+};
+use crate::config::Deployment;
+use crate::secret::scrub;
+
+/// LiteLLM's default `request_timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone)]
+pub struct OpenAiCompatible {
+    base_url: String,
+    headers: HeaderMap,
+    http: reqwest::Client,
+    /// Upstream key, to scrub from any error text an upstream echoes back.
+    secret: Option<String>,
+}
+
+impl OpenAiCompatible {
+    pub fn new(d: &Deployment, http: reqwest::Client) -> Result<Self, ProviderUnavailable> {
+        let base_url = d
+            .api_base
+            .clone()
+            .unwrap_or_else(|| "https://api.openai.com/v1".to_string());
+        let mut headers = extra_headers(d)?;
+        if let Some(key) = &d.api_key {
+            let value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+                .map_err(|_| ProviderUnavailable("api_key contains characters not allowed in a header".into()))?;
+            headers.insert(AUTHORIZATION, value);
+        }
+        if let Some(org) = &d.organization {
+            let value = HeaderValue::from_str(org)
+                .map_err(|_| ProviderUnavailable("organization is not a valid header value".into()))?;
+            headers.insert(HeaderName::from_static("openai-organization"), value);
+        }
+        Ok(OpenAiCompatible {
+            base_url,
+            headers,
+            http,
+            secret: d.api_key.as_ref().map(|k| k.expose().to_string()),
+        })
+    }
+
+    pub async fn call(&self, request: UpstreamRequest<'_>) -> Result<ProviderResponse, ProviderError> {
+        let url = format!("{}{}", self.base_url, request.endpoint.openai_path());
+        exchange(&self.http, &url, &self.headers, &request, self.secret.as_deref()).await
+    }
+}
+
+/// `litellm_params.extra_headers` as a header map.
+pub fn extra_headers(d: &Deployment) -> Result<HeaderMap, ProviderUnavailable> {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (name, value) in &d.extra_headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| ProviderUnavailable(format!("extra_headers: '{name}' is not a header name")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| ProviderUnavailable(format!("extra_headers: value of '{name}' is not valid")))?;
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
+/// One OpenAI-wire exchange, shared by every OpenAI-shaped provider (OpenAI, vLLM, Azure).
+pub async fn exchange(
+    http: &reqwest::Client,
+    url: &str,
+    headers: &HeaderMap,
+    request: &UpstreamRequest<'_>,
+    secret: Option<&str>,
+) -> Result<ProviderResponse, ProviderError> {
+    let mut body = prepare_body(request);
+    let asked_usage = request.stream && request.want_stream_usage && wants_usage_added(&body);
+    if request.stream {
+        body.insert("stream".into(), Value::Bool(true));
+        if asked_usage {
+            add_include_usage(&mut body);
+        }
+    }
+    let result = send(http, url, headers, &body, request, secret).await;
+    match result {
+        // An upstream that does not know `stream_options` is asked again without it; usage
+        // is then estimated by the caller.
+        Err(ProviderError::Status { status: 400 | 422, ref body, .. })
+            if asked_usage && String::from_utf8_lossy(body).contains("stream_options") =>
+        {
+            let mut plain = prepare_body(request);
+            plain.insert("stream".into(), Value::Bool(true));
+            send(http, url, headers, &plain, request, secret).await
+        }
+        other => other,
+    }
+}
+
+fn wants_usage_added(body: &Map<String, Value>) -> bool {
+    !matches!(
+        body.get("stream_options").and_then(|o| o.get("include_usage")),
+        Some(Value::Bool(true))
+    )
+}
+
+fn add_include_usage(body: &mut Map<String, Value>) {
+    match body.get_mut("stream_options") {
+        Some(Value::Object(options)) => {
+            options.insert("include_usage".into(), Value::Bool(true));
+        }
+        _ => {
+            body.insert("stream_options".into(), json!({"include_usage": true}));
+        }
+    }
+}
+
+async fn send(
+    http: &reqwest::Client,
+    url: &str,
+    headers: &HeaderMap,
+    body: &Map<String, Value>,
+    request: &UpstreamRequest<'_>,
+    secret: Option<&str>,
+) -> Result<ProviderResponse, ProviderError> {
+    let payload = serde_json::to_vec(body).map_err(|e| ProviderError::Connect(e.to_string()))?;
+    let timeout = request.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let pending = http.post(url).headers(headers.clone()).body(payload).send();
+    let response = match tokio::time::timeout(timeout, pending).await {
+        Err(_) => return Err(ProviderError::Timeout(format!("no answer within {}s", timeout.as_secs_f64()))),
+        Ok(Err(e)) => return Err(classify(&e, secret)),
+        Ok(Ok(r)) => r,
+    };
+    let status = response.status();
+    if !status.is_success() {
+        let retry_after = parse_retry_after(response.headers());
+        let body = read_body(response, timeout, secret).await.unwrap_or_default();
+        return Err(ProviderError::Status {
+            status: status.as_u16(),
+            body: Bytes::from(scrub(&String::from_utf8_lossy(&body), &secret.into_iter().collect::<Vec<_>>())),
+            retry_after,
+        });
+    }
+    if request.stream {
+        return Ok(ProviderResponse::Stream(sse::openai_chunks(response)));
+    }
+    let body = read_body(response, timeout, secret).await?;
+    let usage = usage_of(&body);
+    Ok(ProviderResponse::Complete { body, usage })
+}
+
+async fn read_body(response: reqwest::Response, timeout: Duration, secret: Option<&str>) -> Result<Bytes, ProviderError> {
+    match tokio::time::timeout(timeout, response.bytes()).await {
+        Err(_) => Err(ProviderError::Timeout("the answer did not complete in time".into())),
+        Ok(Err(e)) => Err(classify(&e, secret)),
+        Ok(Ok(b)) => Ok(b),
+    }
+}
+
+/// A reqwest failure as a provider error, with the URL and key kept out of the text.
+pub fn classify(e: &reqwest::Error, secret: Option<&str>) -> ProviderError {
+    let text = scrub(&e.without_url_text(), &secret.into_iter().collect::<Vec<_>>());
+    if e.is_timeout() {
+        ProviderError::Timeout(text)
+    } else {
+        ProviderError::Connect(text)
+    }
+}
+
+/// reqwest's messages embed the URL; it is dropped so query-string keys never leak.
+trait WithoutUrl {
+    fn without_url_text(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_text(&self) -> String {
+        let mut text = self.to_string();
+        if let Some(url) = self.url() {
+            text = text.replace(url.as_str(), "<upstream>");
+        }
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        text
+    }
+}

@@ -1,0 +1,465 @@
+//! The router: picks a deployment of a model group, retries on another when one fails,
+//! falls back to other groups, and cools down deployments that keep failing.
+
+pub mod select;
+pub mod stream;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use parking_lot::Mutex;
+use serde_json::{Map, Value};
+
+use crate::config::{Deployment, DisabledDeployment, GatewayConfig, RoutingConfig};
+use crate::error::{ApiError, ErrorKind};
+use crate::providers::{Endpoint, Provider, ProviderError, ProviderResponse, UpstreamRequest};
+
+/// A deployment with its provider and the live numbers routing decides on.
+pub struct Member {
+    pub deployment: Arc<Deployment>,
+    pub provider: Provider,
+    pub stats: MemberStats,
+}
+
+/// Live per-deployment state. Atomics and a small mutex: read on every pick.
+#[derive(Default)]
+pub struct MemberStats {
+    pub in_flight: AtomicU64,
+    /// Exponentially weighted latency in microseconds; 0 until measured.
+    pub latency_us: AtomicU64,
+    /// Failure times within the last minute, and the end of a cooldown.
+    health: Mutex<Health>,
+}
+
+#[derive(Default)]
+struct Health {
+    failures: Vec<Instant>,
+    cooldown_until: Option<Instant>,
+}
+
+impl MemberStats {
+    pub fn cooling_until(&self, now: Instant) -> Option<Instant> {
+        self.health.lock().cooldown_until.filter(|until| *until > now)
+    }
+
+    fn record_failure(&self, now: Instant, allowed_fails: u32, cooldown: Duration) -> bool {
+        let mut h = self.health.lock();
+        h.failures.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+        h.failures.push(now);
+        if h.failures.len() as u32 > allowed_fails && !cooldown.is_zero() {
+            h.cooldown_until = Some(now + cooldown);
+            h.failures.clear();
+            return true;
+        }
+        false
+    }
+
+    fn record_latency(&self, elapsed: Duration) {
+        let sample = elapsed.as_micros().min(u64::MAX as u128) as u64;
+        let old = self.latency_us.load(Ordering::Relaxed);
+        let new = if old == 0 { sample.max(1) } else { (old * 7 + sample) / 8 };
+        self.latency_us.store(new, Ordering::Relaxed);
+    }
+}
+
+/// Counts a request as in flight on a member until dropped (for `least-busy`).
+pub struct InFlight(Arc<Member>);
+
+impl InFlight {
+    fn new(member: Arc<Member>) -> Self {
+        member.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(member)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Every deployment sharing a `model_name`.
+pub struct Group {
+    pub name: String,
+    pub members: Vec<Arc<Member>>,
+}
+
+/// One request for the router.
+pub struct RouteRequest<'a> {
+    pub endpoint: Endpoint,
+    pub model: &'a str,
+    pub body: Map<String, Value>,
+    pub stream: bool,
+    pub want_stream_usage: bool,
+    /// The request body's own `fallbacks` list.
+    pub fallbacks: Vec<String>,
+}
+
+/// A successful answer, with how it was obtained.
+pub struct Routed {
+    pub member: Arc<Member>,
+    pub model_group: String,
+    pub response: ProviderResponse,
+    pub attempted_retries: u32,
+    pub attempted_fallbacks: u32,
+    /// Time spent waiting on upstreams (all attempts), for the overhead header.
+    pub upstream_time: Duration,
+    pub in_flight: InFlight,
+}
+
+/// A failed routing, with the attempt counts for the response headers.
+pub struct RouteFailure {
+    pub error: ApiError,
+    pub attempted_retries: u32,
+    pub attempted_fallbacks: u32,
+}
+
+pub struct Router {
+    groups: HashMap<String, Arc<Group>>,
+    /// Groups whose name has a `*`, matched in config order.
+    wildcards: Vec<Arc<Group>>,
+    routing: RoutingConfig,
+    /// Deployments whose provider could not be built.
+    pub disabled: Vec<DisabledDeployment>,
+}
+
+impl Router {
+    pub fn build(config: &GatewayConfig, http: &reqwest::Client) -> Self {
+        let mut groups: HashMap<String, Vec<Arc<Member>>> = HashMap::new();
+        let mut order: Vec<String> = Vec::new();
+        let mut disabled = Vec::new();
+        for (index, d) in config.deployments.iter().enumerate() {
+            match Provider::for_deployment(d, http) {
+                Ok(provider) => {
+                    if !groups.contains_key(&d.model_name) {
+                        order.push(d.model_name.clone());
+                    }
+                    groups.entry(d.model_name.clone()).or_default().push(Arc::new(Member {
+                        deployment: d.clone(),
+                        provider,
+                        stats: MemberStats::default(),
+                    }));
+                }
+                Err(reason) => disabled.push(DisabledDeployment {
+                    model_name: d.model_name.clone(),
+                    index,
+                    reason: reason.0,
+                }),
+            }
+        }
+        let mut by_name = HashMap::new();
+        let mut wildcards = Vec::new();
+        for name in order {
+            let members = groups.remove(&name).unwrap_or_default();
+            let group = Arc::new(Group { name: name.clone(), members });
+            if name.contains('*') {
+                wildcards.push(group.clone());
+            }
+            by_name.insert(name, group);
+        }
+        Router {
+            groups: by_name,
+            wildcards,
+            routing: config.routing.clone(),
+            disabled,
+        }
+    }
+
+    /// The group serving a requested model name: an exact name first, then wildcards.
+    pub fn group(&self, model: &str) -> Option<&Arc<Group>> {
+        self.groups
+            .get(model)
+            .or_else(|| self.wildcards.iter().find(|g| wildcard_match(&g.name, model)))
+    }
+
+    /// Names of every group, for `/v1/models`.
+    pub fn group_names(&self) -> impl Iterator<Item = &str> {
+        self.groups.keys().map(String::as_str)
+    }
+
+    pub fn routing(&self) -> &RoutingConfig {
+        &self.routing
+    }
+
+    /// Sends a request: retries within the group, then tries fallbacks in order.
+    pub async fn execute(&self, request: RouteRequest<'_>) -> Result<Routed, RouteFailure> {
+        let mut retries = 0u32;
+        let mut fallbacks_tried = 0u32;
+        let mut upstream_time = Duration::ZERO;
+        let first = self.attempt_group(&request, request.model, &mut retries, &mut upstream_time).await;
+        let mut last = match first {
+            Ok(mut routed) => {
+                routed.attempted_retries = retries;
+                routed.upstream_time = upstream_time;
+                return Ok(routed);
+            }
+            Err(e) => e,
+        };
+        for fallback in self.fallbacks_for(request.model, &request.fallbacks, &last) {
+            if self.group(&fallback).is_none() {
+                continue;
+            }
+            fallbacks_tried += 1;
+            match self.attempt_group(&request, &fallback, &mut retries, &mut upstream_time).await {
+                Ok(mut routed) => {
+                    routed.attempted_retries = retries;
+                    routed.attempted_fallbacks = fallbacks_tried;
+                    routed.upstream_time = upstream_time;
+                    metrics::counter!("hx_fallbacks_total", "model_group" => request.model.to_string())
+                        .increment(1);
+                    return Ok(routed);
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(RouteFailure {
+            error: last.into_api_error(),
+            attempted_retries: retries,
+            attempted_fallbacks: fallbacks_tried,
+        })
+    }
+
+    /// The fallback groups to try after `model` failed with `failure`, in order.
+    fn fallbacks_for(&self, model: &str, from_request: &[String], failure: &GroupFailure) -> Vec<String> {
+        if !failure.falls_back() {
+            return Vec::new();
+        }
+        let configured = |list: &[(String, Vec<String>)]| {
+            list.iter()
+                .filter(|(group, _)| group == model)
+                .flat_map(|(_, targets)| targets.iter().cloned())
+                .collect::<Vec<_>>()
+        };
+        let mut out: Vec<String> = from_request.to_vec();
+        if failure.context_window {
+            out.extend(configured(&self.routing.context_window_fallbacks));
+        }
+        out.extend(configured(&self.routing.fallbacks));
+        out.extend(self.routing.default_fallbacks.iter().cloned());
+        let mut seen = Vec::new();
+        out.retain(|m| m != model && !seen.contains(m) && {
+            seen.push(m.clone());
+            true
+        });
+        out
+    }
+
+    async fn attempt_group(
+        &self,
+        request: &RouteRequest<'_>,
+        model: &str,
+        retries: &mut u32,
+        upstream_time: &mut Duration,
+    ) -> Result<Routed, GroupFailure> {
+        let Some(group) = self.group(model) else {
+            return Err(GroupFailure::not_found(model));
+        };
+        let mut tried: Vec<usize> = Vec::new();
+        let mut attempt = 0u32;
+        let mut last: Option<ProviderError> = None;
+        loop {
+            let now = Instant::now();
+            let Some(index) = select::pick(self.routing.strategy, &group.members, &tried, now) else {
+                // Everything is cooling down.
+                let wait = group
+                    .members
+                    .iter()
+                    .filter_map(|m| m.stats.cooling_until(now))
+                    .min()
+                    .map_or(1, |until| until.duration_since(now).as_secs().max(1));
+                if let Some(error) = last {
+                    return Err(GroupFailure::provider(model, error));
+                }
+                return Err(GroupFailure::cooling(model, wait));
+            };
+            let member = group.members[index].clone();
+            let max_retries = member.deployment.max_retries.unwrap_or(self.routing.num_retries);
+            let in_flight = InFlight::new(member.clone());
+            let started = Instant::now();
+            let result = self.call_member(request, model, &member).await;
+            let elapsed = started.elapsed();
+            *upstream_time += elapsed;
+            match result {
+                Ok(response) => {
+                    member.stats.record_latency(elapsed);
+                    return Ok(Routed {
+                        member,
+                        model_group: group.name.clone(),
+                        response,
+                        attempted_retries: 0,
+                        attempted_fallbacks: 0,
+                        upstream_time: Duration::ZERO,
+                        in_flight,
+                    });
+                }
+                Err(error) => {
+                    drop(in_flight);
+                    let retryable = error.is_retryable();
+                    if retryable
+                        && member.stats.record_failure(
+                            Instant::now(),
+                            self.routing.allowed_fails,
+                            self.routing.cooldown_time,
+                        )
+                    {
+                        tracing::warn!(deployment = %member.deployment.id, model_group = %group.name,
+                            cooldown_s = self.routing.cooldown_time.as_secs_f64(), "deployment cooling down");
+                        metrics::counter!("hx_cooldowns_total", "model_group" => group.name.clone(),
+                            "deployment" => member.deployment.id.clone())
+                        .increment(1);
+                    }
+                    if !retryable || attempt >= max_retries {
+                        return Err(GroupFailure::provider(model, error));
+                    }
+                    attempt += 1;
+                    *retries += 1;
+                    metrics::counter!("hx_retries_total", "model_group" => group.name.clone()).increment(1);
+                    if !tried.contains(&index) {
+                        tried.push(index);
+                    }
+                    let others_left = group.members.len() > tried.len();
+                    if !others_left {
+                        tokio::time::sleep(self.backoff(attempt, error.retry_after())).await;
+                        tried.clear();
+                    }
+                    last = Some(error);
+                }
+            }
+        }
+    }
+
+    /// Sleep before retrying the same deployment: the upstream's `retry-after` when it gave
+    /// one (capped), else exponential from the configured `retry_after` floor.
+    fn backoff(&self, attempt: u32, upstream: Option<Duration>) -> Duration {
+        if let Some(after) = upstream {
+            return after.min(Duration::from_secs(60));
+        }
+        let base = Duration::from_millis(250).max(self.routing.retry_after);
+        base.saturating_mul(1 << attempt.min(5)).min(Duration::from_secs(8))
+    }
+
+    async fn call_member(
+        &self,
+        request: &RouteRequest<'_>,
+        model: &str,
+        member: &Arc<Member>,
+    ) -> Result<ProviderResponse, ProviderError> {
+        let d = &member.deployment;
+        let timeout = d.timeout.or(self.routing.timeout);
+        let upstream = UpstreamRequest {
+            endpoint: request.endpoint,
+            deployment: d,
+            body: request.body.clone(),
+            requested_model: model,
+            stream: request.stream,
+            timeout,
+            want_stream_usage: request.want_stream_usage,
+            drop_params: self.routing.drop_params,
+        };
+        let response = member.provider.call(upstream).await?;
+        match response {
+            ProviderResponse::Complete { .. } => Ok(response),
+            ProviderResponse::Stream(chunks) => {
+                // The first chunk is awaited here so that a stream failing before its first
+                // byte reached the client can still be retried.
+                let idle = d.stream_timeout.or(self.routing.stream_timeout);
+                let mut chunks = stream::with_idle_timeout(chunks, idle);
+                match chunks.next().await {
+                    None => Ok(ProviderResponse::Stream(Box::pin(futures::stream::empty()))),
+                    Some(Err(e)) => Err(e),
+                    Some(Ok(first)) => Ok(ProviderResponse::Stream(Box::pin(
+                        futures::stream::once(async move { Ok(first) }).chain(chunks),
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+/// Why a whole group failed.
+struct GroupFailure {
+    model: String,
+    kind: GroupFailureKind,
+    context_window: bool,
+}
+
+enum GroupFailureKind {
+    NotFound,
+    Cooling(u64),
+    Provider(ProviderError),
+}
+
+impl GroupFailure {
+    fn not_found(model: &str) -> Self {
+        GroupFailure { model: model.into(), kind: GroupFailureKind::NotFound, context_window: false }
+    }
+
+    fn cooling(model: &str, wait: u64) -> Self {
+        GroupFailure { model: model.into(), kind: GroupFailureKind::Cooling(wait), context_window: false }
+    }
+
+    fn provider(model: &str, error: ProviderError) -> Self {
+        let context_window = error.is_context_window();
+        GroupFailure { model: model.into(), kind: GroupFailureKind::Provider(error), context_window }
+    }
+
+    /// Fallbacks are tried after retryable failures, cooldowns and context-window errors.
+    fn falls_back(&self) -> bool {
+        match &self.kind {
+            GroupFailureKind::NotFound => false,
+            GroupFailureKind::Cooling(_) => true,
+            GroupFailureKind::Provider(e) => e.is_retryable() || self.context_window,
+        }
+    }
+
+    fn into_api_error(self) -> ApiError {
+        match self.kind {
+            GroupFailureKind::NotFound => {
+                ApiError::not_found(format!("The model '{}' does not exist", self.model)).with_param("model")
+            }
+            GroupFailureKind::Cooling(wait) => ApiError::new(
+                ErrorKind::RateLimit,
+                format!(
+                    "No deployments available for model group '{}': every deployment is cooling down after failures",
+                    self.model
+                ),
+            )
+            .with_retry_after(wait),
+            GroupFailureKind::Provider(e) => e.into_api_error(&self.model),
+        }
+    }
+}
+
+/// `*` matches any run of characters (LiteLLM's wildcard model names).
+pub fn wildcard_match(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((prefix, suffix)) => {
+            name.len() >= prefix.len() + suffix.len() && name.starts_with(prefix) && {
+                let rest = &name[prefix.len()..];
+                if suffix.contains('*') {
+                    (0..=rest.len()).any(|i| rest.is_char_boundary(i) && wildcard_match(suffix, &rest[i..]))
+                } else {
+                    rest.ends_with(suffix)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_like_litellm() {
+        assert!(wildcard_match("*", "gpt-4o"));
+        assert!(wildcard_match("openai/*", "openai/gpt-4o"));
+        assert!(!wildcard_match("openai/*", "anthropic/claude"));
+        assert!(wildcard_match("a*b*c", "axxbyyc"));
+        assert!(!wildcard_match("a*b*c", "axxbyy"));
+    }
+}
