@@ -57,8 +57,7 @@ impl ErrorKind {
             ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout_error"),
             ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             ErrorKind::Upstream(code) => {
-                let status =
-                    StatusCode::from_u16(*code).unwrap_or(StatusCode::BAD_GATEWAY);
+                let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::BAD_GATEWAY);
                 (status, upstream_type(status))
             }
             ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error"),
@@ -78,9 +77,14 @@ fn upstream_type(status: StatusCode) -> &'static str {
     }
 }
 
-/// An error on its way to the client, in OpenAI's shape.
+/// An error on its way to the client, in OpenAI's shape. Boxed so that `Result<T, ApiError>`
+/// stays one pointer wide on the hot path.
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub struct ApiError(Box<ErrorDetails>);
+
+/// The fields of an [`ApiError`], reachable through `Deref`.
+#[derive(Debug, Clone)]
+pub struct ErrorDetails {
     pub kind: ErrorKind,
     pub message: String,
     pub param: Option<String>,
@@ -94,14 +98,14 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ApiError {
+        ApiError(Box::new(ErrorDetails {
             kind,
             message: message.into(),
             param: None,
             retry_after: None,
             raw_body: None,
             headers: Vec::new(),
-        }
+        }))
     }
 
     pub fn invalid(message: impl Into<String>, param: impl Into<String>) -> Self {
@@ -156,6 +160,20 @@ impl ApiError {
     }
 }
 
+impl std::ops::Deref for ApiError {
+    type Target = ErrorDetails;
+
+    fn deref(&self) -> &ErrorDetails {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut ErrorDetails {
+        &mut self.0
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({:?})", self.message, self.kind)
@@ -180,7 +198,7 @@ impl IntoResponse for ApiError {
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        for (name, value) in self.headers {
+        for (name, value) in self.0.headers {
             headers.insert(name, value);
         }
         response

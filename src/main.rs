@@ -1,1 +1,117 @@
-fn main() {}
+//! The `hx-gateway` binary: parses the command line, sets up logging and the runtime, and
+//! hands over to the library.
+
+// The binary talks to the operator on stdout/stderr; the library never prints.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use clap::Parser;
+use hx_gateway::cli::{Cli, Command};
+use hx_gateway::config::{EnvSource, ProcessEnv, env::parse_env_file};
+use hx_gateway::lifecycle::{self, ConfigSource};
+
+/// Process environment first, then the `--env-file` (for variables not already set).
+struct LayeredEnv(HashMap<String, String>);
+
+impl EnvSource for LayeredEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        ProcessEnv.var(name).or_else(|| self.0.get(name).cloned())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env_file = match &cli.env_file {
+        Some(path) => match parse_env_file(path) {
+            Ok(vars) => vars,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => HashMap::new(),
+    };
+    let env = LayeredEnv(env_file.clone());
+    init_logging(&env, cli.serve.json_logs);
+
+    let config_path = cli
+        .config
+        .clone()
+        .or_else(|| env.var("LITELLM_CONFIG").map(Into::into));
+    let source = ConfigSource {
+        path: config_path,
+        env_file,
+    };
+
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = cli.serve.num_workers.filter(|n| *n > 0) {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    match cli.command {
+        None => {
+            let ignored = cli.serve.litellm.given();
+            if !ignored.is_empty() {
+                tracing::warn!(flags = %ignored.join(" "), "LiteLLM command-line flags accepted and ignored");
+            }
+            match runtime.block_on(lifecycle::serve(&cli.serve, source, &env)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(Command::Check) => {
+            let (report, _) = hx_gateway::check::check_config(&source, &env);
+            print!("{}", report.render());
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Some(Command::Migrate) => {
+            eprintln!("error: migrate is not available in this build yet");
+            ExitCode::FAILURE
+        }
+        Some(Command::Smoke(_)) | Some(Command::Rag(_)) => {
+            eprintln!("error: this command is not available in this build yet");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Level from `LITELLM_LOG` or `RUST_LOG` (default info); JSON lines with `--json-logs` or
+/// `JSON_LOGS=true`.
+fn init_logging(env: &dyn EnvSource, json_flag: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = env
+        .var("RUST_LOG")
+        .or_else(|| env.var("LITELLM_LOG").map(|l| l.to_ascii_lowercase()))
+        .unwrap_or_else(|| "info".to_string());
+    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = json_flag
+        || env
+            .var("JSON_LOGS")
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}

@@ -85,7 +85,11 @@ const DEFAULT_REQUEST_PARAMS: &[&str] = &[
 ];
 
 /// `litellm_params` LiteLLM knows that HX reads elsewhere or needs not: not reported as ignored.
-const SILENT_PARAMS: &[&str] = &["custom_llm_provider", "input_cost_per_token", "output_cost_per_token"];
+const SILENT_PARAMS: &[&str] = &[
+    "custom_llm_provider",
+    "input_cost_per_token",
+    "output_cost_per_token",
+];
 
 /// One upstream deployment, ready for the router.
 #[derive(Debug, Clone)]
@@ -189,13 +193,19 @@ pub fn build(
         },
     };
     if model.is_empty() {
-        return Err(invalid("model", "expected provider/model, got an empty model name"));
+        return Err(invalid(
+            "model",
+            "expected provider/model, got an empty model name",
+        ));
     }
     let seconds = |field: &str, v: Option<f64>| -> Result<Option<Duration>, DeploymentProblem> {
         match v {
             None => Ok(None),
             Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-            Some(s) => Err(invalid(field, &format!("expected a positive number of seconds, got {s}"))),
+            Some(s) => Err(invalid(
+                field,
+                &format!("expected a positive number of seconds, got {s}"),
+            )),
         }
     };
     let timeout = seconds("timeout", params.timeout)?;
@@ -203,7 +213,10 @@ pub fn build(
     if let Some(w) = params.weight
         && !(w.is_finite() && w >= 0.0)
     {
-        return Err(invalid("weight", &format!("expected a non-negative number, got {w}")));
+        return Err(invalid(
+            "weight",
+            &format!("expected a non-negative number, got {w}"),
+        ));
     }
 
     let mut default_params = Map::new();
@@ -230,14 +243,23 @@ pub fn build(
             None
         }
     };
-    let input_cost = info
-        .input_cost_per_token
-        .or_else(|| params.extra.get("input_cost_per_token").and_then(Value::as_f64));
-    let output_cost = info
-        .output_cost_per_token
-        .or_else(|| params.extra.get("output_cost_per_token").and_then(Value::as_f64));
+    let input_cost = info.input_cost_per_token.or_else(|| {
+        params
+            .extra
+            .get("input_cost_per_token")
+            .and_then(Value::as_f64)
+    });
+    let output_cost = info.output_cost_per_token.or_else(|| {
+        params
+            .extra
+            .get("output_cost_per_token")
+            .and_then(Value::as_f64)
+    });
 
-    let id = info.id.clone().unwrap_or_else(|| stable_id(&raw.model_name, value));
+    let id = info
+        .id
+        .clone()
+        .unwrap_or_else(|| stable_id(&raw.model_name, value));
     Ok(Deployment {
         id,
         model_name: raw.model_name,

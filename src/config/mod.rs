@@ -113,13 +113,20 @@ const TOP_LEVEL: &[&str] = &[
 impl GatewayConfig {
     /// Reads and resolves a config file. `env` is the layered environment (process, env file);
     /// the file's `environment_variables` are added below them.
-    pub fn load(path: &Path, process: &dyn EnvSource, env_file: HashMap<String, String>) -> Result<Self, ConfigError> {
+    pub fn load(
+        path: &Path,
+        process: &dyn EnvSource,
+        env_file: HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
         let root = read_with_includes(path)?;
         Self::from_value(root, Some(path.to_path_buf()), process, env_file)
     }
 
     /// A config with no file: no models, settings from the environment only.
-    pub fn empty(process: &dyn EnvSource, env_file: HashMap<String, String>) -> Result<Self, ConfigError> {
+    pub fn empty(
+        process: &dyn EnvSource,
+        env_file: HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
         Self::from_value(Value::Object(Map::new()), None, process, env_file)
     }
 
@@ -137,7 +144,8 @@ impl GatewayConfig {
         let Value::Object(mut root) = root else {
             return Err(ConfigError::Invalid {
                 path: "(top level)".into(),
-                message: "expected a mapping of sections (model_list, litellm_settings, ...)".into(),
+                message: "expected a mapping of sections (model_list, litellm_settings, ...)"
+                    .into(),
             });
         };
         let mut ignored: Vec<String> = root
@@ -173,7 +181,8 @@ impl GatewayConfig {
         let general: GeneralSettings = section(&mut root, "general_settings", &env, &mut ignored)?;
         let rag_settings: RagSettings = section(&mut root, "rag_settings", &env, &mut ignored)?;
 
-        let (deployments, disabled) = build_deployments(root.remove("model_list"), &env, &mut ignored)?;
+        let (deployments, disabled) =
+            build_deployments(root.remove("model_list"), &env, &mut ignored)?;
 
         let routing = routing_config(&litellm, &router)?;
         let secret = |v: Option<String>| v.filter(|s| !s.is_empty()).map(Secret::new);
@@ -187,7 +196,10 @@ impl GatewayConfig {
         );
         let rag = RagConfig {
             qdrant_url: secret(env.var("QDRANT_URL").or(rag_settings.qdrant_url.clone())),
-            qdrant_api_key: secret(env.var("QDRANT_API_KEY").or(rag_settings.qdrant_api_key.clone())),
+            qdrant_api_key: secret(
+                env.var("QDRANT_API_KEY")
+                    .or(rag_settings.qdrant_api_key.clone()),
+            ),
             collection: env
                 .var("QDRANT_COLLECTION")
                 .or(rag_settings.collection.clone())
@@ -213,7 +225,9 @@ impl GatewayConfig {
             });
         }
         let allow_on_db_down = general.allow_requests_on_db_unavailable.unwrap_or(false)
-            || env.flag("ALLOW_REQUESTS_ON_DB_UNAVAILABLE").unwrap_or(false);
+            || env
+                .flag("ALLOW_REQUESTS_ON_DB_UNAVAILABLE")
+                .unwrap_or(false);
         Ok(GatewayConfig {
             path,
             deployments,
@@ -262,7 +276,10 @@ fn redis_url(env: &Env<'_>, router: &RouterSettings) -> Option<String> {
     })
 }
 
-fn routing_config(litellm: &LitellmSettings, router: &RouterSettings) -> Result<RoutingConfig, ConfigError> {
+fn routing_config(
+    litellm: &LitellmSettings,
+    router: &RouterSettings,
+) -> Result<RoutingConfig, ConfigError> {
     let strategy = match router.routing_strategy.as_deref() {
         None | Some("simple-shuffle") => RoutingStrategy::SimpleShuffle,
         Some("least-busy") => RoutingStrategy::LeastBusy,
@@ -377,11 +394,13 @@ fn build_deployments(
         }
         match deployment::build(index, &entry, ignored) {
             Ok(d) => deployments.push(Arc::new(d)),
-            Err(deployment::DeploymentProblem::Disabled(reason)) => disabled.push(DisabledDeployment {
-                model_name,
-                index,
-                reason,
-            }),
+            Err(deployment::DeploymentProblem::Disabled(reason)) => {
+                disabled.push(DisabledDeployment {
+                    model_name,
+                    index,
+                    reason,
+                })
+            }
             Err(deployment::DeploymentProblem::Invalid { path, message }) => {
                 return Err(ConfigError::Invalid { path, message });
             }
@@ -402,7 +421,8 @@ fn section<T: DeserializeOwned + Default>(
         None | Some(Value::Null) => Ok(T::default()),
         Some(mut value) => {
             resolve_env(&mut value, env, name)?;
-            typed(&value, name, ignored).map_err(|(path, message)| ConfigError::Invalid { path, message })
+            typed(&value, name, ignored)
+                .map_err(|(path, message)| ConfigError::Invalid { path, message })
         }
     }
 }

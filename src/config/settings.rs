@@ -217,7 +217,9 @@ pub mod flex {
             Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "on" => Ok(Some(true)),
                 "false" | "0" | "no" | "off" => Ok(Some(false)),
-                _ => Err(D::Error::custom(format!("expected true or false, got \"{s}\""))),
+                _ => Err(D::Error::custom(format!(
+                    "expected true or false, got \"{s}\""
+                ))),
             },
             Some(other) => Err(D::Error::custom(format!(
                 "expected true or false, got {other}"

@@ -28,26 +28,44 @@ impl Azure {
             .ok_or_else(|| ProviderUnavailable("azure deployments need api_base".into()))?;
         let mut headers = extra_headers(d)?;
         if let Some(key) = &d.api_key {
-            let value = HeaderValue::from_str(key.expose())
-                .map_err(|_| ProviderUnavailable("api_key contains characters not allowed in a header".into()))?;
+            let value = HeaderValue::from_str(key.expose()).map_err(|_| {
+                ProviderUnavailable("api_key contains characters not allowed in a header".into())
+            })?;
             headers.insert(HeaderName::from_static("api-key"), value);
         }
         Ok(Azure {
-            deployment_url: format!("{}/openai/deployments/{}", base.trim_end_matches('/'), d.model),
-            api_version: d.api_version.clone().unwrap_or_else(|| DEFAULT_API_VERSION.to_string()),
+            deployment_url: format!(
+                "{}/openai/deployments/{}",
+                base.trim_end_matches('/'),
+                d.model
+            ),
+            api_version: d
+                .api_version
+                .clone()
+                .unwrap_or_else(|| DEFAULT_API_VERSION.to_string()),
             headers,
             http,
             secret: d.api_key.as_ref().map(|k| k.expose().to_string()),
         })
     }
 
-    pub async fn call(&self, request: UpstreamRequest<'_>) -> Result<ProviderResponse, ProviderError> {
+    pub async fn call(
+        &self,
+        request: UpstreamRequest<'_>,
+    ) -> Result<ProviderResponse, ProviderError> {
         let url = format!(
             "{}{}?api-version={}",
             self.deployment_url,
             request.endpoint.openai_path(),
             self.api_version
         );
-        exchange(&self.http, &url, &self.headers, &request, self.secret.as_deref()).await
+        exchange(
+            &self.http,
+            &url,
+            &self.headers,
+            &request,
+            self.secret.as_deref(),
+        )
+        .await
     }
 }

@@ -17,7 +17,10 @@ impl Mock {
         Mock { text }
     }
 
-    pub async fn call(&self, request: UpstreamRequest<'_>) -> Result<ProviderResponse, ProviderError> {
+    pub async fn call(
+        &self,
+        request: UpstreamRequest<'_>,
+    ) -> Result<ProviderResponse, ProviderError> {
         let model = request.deployment.upstream_model(request.requested_model);
         let prompt_tokens = estimate_prompt_tokens(&request.body);
         let completion_tokens = rough_tokens(&self.text);
@@ -37,7 +40,11 @@ impl Mock {
                 let data: Vec<Value> = (0..inputs)
                     .map(|i| json!({"object": "embedding", "index": i, "embedding": [0.0, 0.0, 0.0]}))
                     .collect();
-                let usage = Usage { completion_tokens: 0, total_tokens: prompt_tokens, ..usage };
+                let usage = Usage {
+                    completion_tokens: 0,
+                    total_tokens: prompt_tokens,
+                    ..usage
+                };
                 let body = json!({"object": "list", "data": data, "model": model, "usage": usage});
                 Ok(complete(body, usage))
             }
@@ -60,7 +67,9 @@ impl Mock {
             }
             endpoint => {
                 let chunks = stream_chunks(endpoint, &id, created, &model, &self.text, usage);
-                Ok(ProviderResponse::Stream(Box::pin(stream::iter(chunks.into_iter().map(Ok)))))
+                Ok(ProviderResponse::Stream(Box::pin(stream::iter(
+                    chunks.into_iter().map(Ok),
+                ))))
             }
         }
     }
@@ -73,9 +82,20 @@ fn complete(body: Value, usage: Usage) -> ProviderResponse {
     }
 }
 
-fn stream_chunks(endpoint: Endpoint, id: &str, created: i64, model: &str, text: &str, usage: Usage) -> Vec<StreamChunk> {
+fn stream_chunks(
+    endpoint: Endpoint,
+    id: &str,
+    created: i64,
+    model: &str,
+    text: &str,
+    usage: Usage,
+) -> Vec<StreamChunk> {
     let chat = endpoint == Endpoint::Chat;
-    let object = if chat { "chat.completion.chunk" } else { "text_completion" };
+    let object = if chat {
+        "chat.completion.chunk"
+    } else {
+        "text_completion"
+    };
     let choice = |piece: Option<&str>, finish: Option<&str>| {
         if chat {
             let delta = match piece {
@@ -116,12 +136,13 @@ pub fn estimate_prompt_tokens(body: &serde_json::Map<String, Value>) -> u64 {
         match v {
             Value::String(s) => rough_tokens(s),
             Value::Array(items) => items.iter().map(text_len).sum(),
-            Value::Object(map) => map
-                .iter()
-                .filter(|(k, _)| matches!(k.as_str(), "content" | "text"))
-                .map(|(_, v)| text_len(v))
-                .sum::<u64>()
-                + 3,
+            Value::Object(map) => {
+                map.iter()
+                    .filter(|(k, _)| matches!(k.as_str(), "content" | "text"))
+                    .map(|(_, v)| text_len(v))
+                    .sum::<u64>()
+                    + 3
+            }
             _ => 0,
         }
     }

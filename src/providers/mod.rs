@@ -121,8 +121,12 @@ impl ProviderError {
     /// Retried: connection errors, timeouts, 408, 429 and 5xx; never other 4xx.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ProviderError::Connect(_) | ProviderError::Timeout(_) | ProviderError::Stream(_) => true,
-            ProviderError::Status { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            ProviderError::Connect(_) | ProviderError::Timeout(_) | ProviderError::Stream(_) => {
+                true
+            }
+            ProviderError::Status { status, .. } => {
+                *status == 408 || *status == 429 || *status >= 500
+            }
             ProviderError::Rejected(_) => false,
         }
     }
@@ -160,7 +164,11 @@ impl ProviderError {
                 ErrorKind::Timeout,
                 format!("Request to model '{model}' timed out: {reason}"),
             ),
-            ProviderError::Status { status, body, retry_after } => {
+            ProviderError::Status {
+                status,
+                body,
+                retry_after,
+            } => {
                 let mut err = upstream_error(status, &body);
                 if let Some(after) = retry_after {
                     err = err.with_retry_after(after.as_secs().max(1));
@@ -221,14 +229,17 @@ pub struct ProviderUnavailable(pub String);
 impl Provider {
     /// Builds the provider of a deployment. `mock_response` wins over the provider prefix,
     /// as in LiteLLM.
-    pub fn for_deployment(d: &Deployment, http: &reqwest::Client) -> Result<Self, ProviderUnavailable> {
+    pub fn for_deployment(
+        d: &Deployment,
+        http: &reqwest::Client,
+    ) -> Result<Self, ProviderUnavailable> {
         if let Some(text) = &d.mock_response {
             return Ok(Provider::Mock(mock::Mock::new(text.clone())));
         }
         match d.provider {
-            ProviderKind::OpenAi | ProviderKind::HostedVllm => {
-                Ok(Provider::OpenAi(openai::OpenAiCompatible::new(d, http.clone())?))
-            }
+            ProviderKind::OpenAi | ProviderKind::HostedVllm => Ok(Provider::OpenAi(
+                openai::OpenAiCompatible::new(d, http.clone())?,
+            )),
             ProviderKind::Azure => Ok(Provider::Azure(azure::Azure::new(d, http.clone())?)),
             other => Err(ProviderUnavailable(format!(
                 "provider '{}' is not supported yet",
@@ -237,7 +248,10 @@ impl Provider {
         }
     }
 
-    pub async fn call(&self, request: UpstreamRequest<'_>) -> Result<ProviderResponse, ProviderError> {
+    pub async fn call(
+        &self,
+        request: UpstreamRequest<'_>,
+    ) -> Result<ProviderResponse, ProviderError> {
         match self {
             Provider::OpenAi(p) => p.call(request).await,
             Provider::Azure(p) => p.call(request).await,
@@ -262,7 +276,12 @@ pub fn prepare_body(request: &UpstreamRequest<'_>) -> Map<String, Value> {
 /// Parses `retry-after` (seconds or an HTTP date; only seconds are honoured).
 pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
 }
 
 /// Reads `usage` out of an OpenAI-shaped JSON answer without materialising the rest.

@@ -34,13 +34,18 @@ impl OpenAiCompatible {
             .unwrap_or_else(|| "https://api.openai.com/v1".to_string());
         let mut headers = extra_headers(d)?;
         if let Some(key) = &d.api_key {
-            let value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-                .map_err(|_| ProviderUnavailable("api_key contains characters not allowed in a header".into()))?;
+            let value =
+                HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
+                    ProviderUnavailable(
+                        "api_key contains characters not allowed in a header".into(),
+                    )
+                })?;
             headers.insert(AUTHORIZATION, value);
         }
         if let Some(org) = &d.organization {
-            let value = HeaderValue::from_str(org)
-                .map_err(|_| ProviderUnavailable("organization is not a valid header value".into()))?;
+            let value = HeaderValue::from_str(org).map_err(|_| {
+                ProviderUnavailable("organization is not a valid header value".into())
+            })?;
             headers.insert(HeaderName::from_static("openai-organization"), value);
         }
         Ok(OpenAiCompatible {
@@ -51,9 +56,19 @@ impl OpenAiCompatible {
         })
     }
 
-    pub async fn call(&self, request: UpstreamRequest<'_>) -> Result<ProviderResponse, ProviderError> {
+    pub async fn call(
+        &self,
+        request: UpstreamRequest<'_>,
+    ) -> Result<ProviderResponse, ProviderError> {
         let url = format!("{}{}", self.base_url, request.endpoint.openai_path());
-        exchange(&self.http, &url, &self.headers, &request, self.secret.as_deref()).await
+        exchange(
+            &self.http,
+            &url,
+            &self.headers,
+            &request,
+            self.secret.as_deref(),
+        )
+        .await
     }
 }
 
@@ -62,10 +77,12 @@ pub fn extra_headers(d: &Deployment) -> Result<HeaderMap, ProviderUnavailable> {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in &d.extra_headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| ProviderUnavailable(format!("extra_headers: '{name}' is not a header name")))?;
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| ProviderUnavailable(format!("extra_headers: value of '{name}' is not valid")))?;
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            ProviderUnavailable(format!("extra_headers: '{name}' is not a header name"))
+        })?;
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            ProviderUnavailable(format!("extra_headers: value of '{name}' is not valid"))
+        })?;
         headers.insert(name, value);
     }
     Ok(headers)
@@ -91,9 +108,11 @@ pub async fn exchange(
     match result {
         // An upstream that does not know `stream_options` is asked again without it; usage
         // is then estimated by the caller.
-        Err(ProviderError::Status { status: 400 | 422, ref body, .. })
-            if asked_usage && String::from_utf8_lossy(body).contains("stream_options") =>
-        {
+        Err(ProviderError::Status {
+            status: 400 | 422,
+            ref body,
+            ..
+        }) if asked_usage && String::from_utf8_lossy(body).contains("stream_options") => {
             let mut plain = prepare_body(request);
             plain.insert("stream".into(), Value::Bool(true));
             send(http, url, headers, &plain, request, secret).await
@@ -104,7 +123,8 @@ pub async fn exchange(
 
 fn wants_usage_added(body: &Map<String, Value>) -> bool {
     !matches!(
-        body.get("stream_options").and_then(|o| o.get("include_usage")),
+        body.get("stream_options")
+            .and_then(|o| o.get("include_usage")),
         Some(Value::Bool(true))
     )
 }
@@ -132,17 +152,27 @@ async fn send(
     let timeout = request.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let pending = http.post(url).headers(headers.clone()).body(payload).send();
     let response = match tokio::time::timeout(timeout, pending).await {
-        Err(_) => return Err(ProviderError::Timeout(format!("no answer within {}s", timeout.as_secs_f64()))),
+        Err(_) => {
+            return Err(ProviderError::Timeout(format!(
+                "no answer within {}s",
+                timeout.as_secs_f64()
+            )));
+        }
         Ok(Err(e)) => return Err(classify(&e, secret)),
         Ok(Ok(r)) => r,
     };
     let status = response.status();
     if !status.is_success() {
         let retry_after = parse_retry_after(response.headers());
-        let body = read_body(response, timeout, secret).await.unwrap_or_default();
+        let body = read_body(response, timeout, secret)
+            .await
+            .unwrap_or_default();
         return Err(ProviderError::Status {
             status: status.as_u16(),
-            body: Bytes::from(scrub(&String::from_utf8_lossy(&body), &secret.into_iter().collect::<Vec<_>>())),
+            body: Bytes::from(scrub(
+                &String::from_utf8_lossy(&body),
+                &secret.into_iter().collect::<Vec<_>>(),
+            )),
             retry_after,
         });
     }
@@ -154,9 +184,15 @@ async fn send(
     Ok(ProviderResponse::Complete { body, usage })
 }
 
-async fn read_body(response: reqwest::Response, timeout: Duration, secret: Option<&str>) -> Result<Bytes, ProviderError> {
+async fn read_body(
+    response: reqwest::Response,
+    timeout: Duration,
+    secret: Option<&str>,
+) -> Result<Bytes, ProviderError> {
     match tokio::time::timeout(timeout, response.bytes()).await {
-        Err(_) => Err(ProviderError::Timeout("the answer did not complete in time".into())),
+        Err(_) => Err(ProviderError::Timeout(
+            "the answer did not complete in time".into(),
+        )),
         Ok(Err(e)) => Err(classify(&e, secret)),
         Ok(Ok(b)) => Ok(b),
     }
@@ -164,7 +200,10 @@ async fn read_body(response: reqwest::Response, timeout: Duration, secret: Optio
 
 /// A reqwest failure as a provider error, with the URL and key kept out of the text.
 pub fn classify(e: &reqwest::Error, secret: Option<&str>) -> ProviderError {
-    let text = scrub(&e.without_url_text(), &secret.into_iter().collect::<Vec<_>>());
+    let text = scrub(
+        &e.without_url_text(),
+        &secret.into_iter().collect::<Vec<_>>(),
+    );
     if e.is_timeout() {
         ProviderError::Timeout(text)
     } else {

@@ -84,7 +84,8 @@ mod tests {
         );
         assert_eq!(u.map(|u| u.total_tokens), Some(5));
         assert!(only);
-        let (u, only) = chunk_usage(r#"{"id":"x","choices":[{"delta":{"content":"hi"}}],"usage":null}"#);
+        let (u, only) =
+            chunk_usage(r#"{"id":"x","choices":[{"delta":{"content":"hi"}}],"usage":null}"#);
         assert!(u.is_none());
         assert!(!only);
     }

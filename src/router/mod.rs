@@ -42,12 +42,16 @@ struct Health {
 
 impl MemberStats {
     pub fn cooling_until(&self, now: Instant) -> Option<Instant> {
-        self.health.lock().cooldown_until.filter(|until| *until > now)
+        self.health
+            .lock()
+            .cooldown_until
+            .filter(|until| *until > now)
     }
 
     fn record_failure(&self, now: Instant, allowed_fails: u32, cooldown: Duration) -> bool {
         let mut h = self.health.lock();
-        h.failures.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+        h.failures
+            .retain(|t| now.duration_since(*t) < Duration::from_secs(60));
         h.failures.push(now);
         if h.failures.len() as u32 > allowed_fails && !cooldown.is_zero() {
             h.cooldown_until = Some(now + cooldown);
@@ -60,7 +64,11 @@ impl MemberStats {
     fn record_latency(&self, elapsed: Duration) {
         let sample = elapsed.as_micros().min(u64::MAX as u128) as u64;
         let old = self.latency_us.load(Ordering::Relaxed);
-        let new = if old == 0 { sample.max(1) } else { (old * 7 + sample) / 8 };
+        let new = if old == 0 {
+            sample.max(1)
+        } else {
+            (old * 7 + sample) / 8
+        };
         self.latency_us.store(new, Ordering::Relaxed);
     }
 }
@@ -137,11 +145,14 @@ impl Router {
                     if !groups.contains_key(&d.model_name) {
                         order.push(d.model_name.clone());
                     }
-                    groups.entry(d.model_name.clone()).or_default().push(Arc::new(Member {
-                        deployment: d.clone(),
-                        provider,
-                        stats: MemberStats::default(),
-                    }));
+                    groups
+                        .entry(d.model_name.clone())
+                        .or_default()
+                        .push(Arc::new(Member {
+                            deployment: d.clone(),
+                            provider,
+                            stats: MemberStats::default(),
+                        }));
                 }
                 Err(reason) => disabled.push(DisabledDeployment {
                     model_name: d.model_name.clone(),
@@ -154,7 +165,10 @@ impl Router {
         let mut wildcards = Vec::new();
         for name in order {
             let members = groups.remove(&name).unwrap_or_default();
-            let group = Arc::new(Group { name: name.clone(), members });
+            let group = Arc::new(Group {
+                name: name.clone(),
+                members,
+            });
             if name.contains('*') {
                 wildcards.push(group.clone());
             }
@@ -170,9 +184,11 @@ impl Router {
 
     /// The group serving a requested model name: an exact name first, then wildcards.
     pub fn group(&self, model: &str) -> Option<&Arc<Group>> {
-        self.groups
-            .get(model)
-            .or_else(|| self.wildcards.iter().find(|g| wildcard_match(&g.name, model)))
+        self.groups.get(model).or_else(|| {
+            self.wildcards
+                .iter()
+                .find(|g| wildcard_match(&g.name, model))
+        })
     }
 
     /// Names of every group, for `/v1/models`.
@@ -189,7 +205,9 @@ impl Router {
         let mut retries = 0u32;
         let mut fallbacks_tried = 0u32;
         let mut upstream_time = Duration::ZERO;
-        let first = self.attempt_group(&request, request.model, &mut retries, &mut upstream_time).await;
+        let first = self
+            .attempt_group(&request, request.model, &mut retries, &mut upstream_time)
+            .await;
         let mut last = match first {
             Ok(mut routed) => {
                 routed.attempted_retries = retries;
@@ -203,7 +221,10 @@ impl Router {
                 continue;
             }
             fallbacks_tried += 1;
-            match self.attempt_group(&request, &fallback, &mut retries, &mut upstream_time).await {
+            match self
+                .attempt_group(&request, &fallback, &mut retries, &mut upstream_time)
+                .await
+            {
                 Ok(mut routed) => {
                     routed.attempted_retries = retries;
                     routed.attempted_fallbacks = fallbacks_tried;
@@ -223,7 +244,12 @@ impl Router {
     }
 
     /// The fallback groups to try after `model` failed with `failure`, in order.
-    fn fallbacks_for(&self, model: &str, from_request: &[String], failure: &GroupFailure) -> Vec<String> {
+    fn fallbacks_for(
+        &self,
+        model: &str,
+        from_request: &[String],
+        failure: &GroupFailure,
+    ) -> Vec<String> {
         if !failure.falls_back() {
             return Vec::new();
         }
@@ -240,9 +266,11 @@ impl Router {
         out.extend(configured(&self.routing.fallbacks));
         out.extend(self.routing.default_fallbacks.iter().cloned());
         let mut seen = Vec::new();
-        out.retain(|m| m != model && !seen.contains(m) && {
-            seen.push(m.clone());
-            true
+        out.retain(|m| {
+            m != model && !seen.contains(m) && {
+                seen.push(m.clone());
+                true
+            }
         });
         out
     }
@@ -262,7 +290,8 @@ impl Router {
         let mut last: Option<ProviderError> = None;
         loop {
             let now = Instant::now();
-            let Some(index) = select::pick(self.routing.strategy, &group.members, &tried, now) else {
+            let Some(index) = select::pick(self.routing.strategy, &group.members, &tried, now)
+            else {
                 // Everything is cooling down.
                 let wait = group
                     .members
@@ -276,7 +305,10 @@ impl Router {
                 return Err(GroupFailure::cooling(model, wait));
             };
             let member = group.members[index].clone();
-            let max_retries = member.deployment.max_retries.unwrap_or(self.routing.num_retries);
+            let max_retries = member
+                .deployment
+                .max_retries
+                .unwrap_or(self.routing.num_retries);
             let in_flight = InFlight::new(member.clone());
             let started = Instant::now();
             let result = self.call_member(request, model, &member).await;
@@ -316,7 +348,8 @@ impl Router {
                     }
                     attempt += 1;
                     *retries += 1;
-                    metrics::counter!("hx_retries_total", "model_group" => group.name.clone()).increment(1);
+                    metrics::counter!("hx_retries_total", "model_group" => group.name.clone())
+                        .increment(1);
                     if !tried.contains(&index) {
                         tried.push(index);
                     }
@@ -338,7 +371,8 @@ impl Router {
             return after.min(Duration::from_secs(60));
         }
         let base = Duration::from_millis(250).max(self.routing.retry_after);
-        base.saturating_mul(1 << attempt.min(5)).min(Duration::from_secs(8))
+        base.saturating_mul(1 << attempt.min(5))
+            .min(Duration::from_secs(8))
     }
 
     async fn call_member(
@@ -394,16 +428,28 @@ enum GroupFailureKind {
 
 impl GroupFailure {
     fn not_found(model: &str) -> Self {
-        GroupFailure { model: model.into(), kind: GroupFailureKind::NotFound, context_window: false }
+        GroupFailure {
+            model: model.into(),
+            kind: GroupFailureKind::NotFound,
+            context_window: false,
+        }
     }
 
     fn cooling(model: &str, wait: u64) -> Self {
-        GroupFailure { model: model.into(), kind: GroupFailureKind::Cooling(wait), context_window: false }
+        GroupFailure {
+            model: model.into(),
+            kind: GroupFailureKind::Cooling(wait),
+            context_window: false,
+        }
     }
 
     fn provider(model: &str, error: ProviderError) -> Self {
         let context_window = error.is_context_window();
-        GroupFailure { model: model.into(), kind: GroupFailureKind::Provider(error), context_window }
+        GroupFailure {
+            model: model.into(),
+            kind: GroupFailureKind::Provider(error),
+            context_window,
+        }
     }
 
     /// Fallbacks are tried after retryable failures, cooldowns and context-window errors.
@@ -441,7 +487,8 @@ pub fn wildcard_match(pattern: &str, name: &str) -> bool {
             name.len() >= prefix.len() + suffix.len() && name.starts_with(prefix) && {
                 let rest = &name[prefix.len()..];
                 if suffix.contains('*') {
-                    (0..=rest.len()).any(|i| rest.is_char_boundary(i) && wildcard_match(suffix, &rest[i..]))
+                    (0..=rest.len())
+                        .any(|i| rest.is_char_boundary(i) && wildcard_match(suffix, &rest[i..]))
                 } else {
                     rest.ends_with(suffix)
                 }

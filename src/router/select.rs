@@ -16,15 +16,28 @@ const EXPLORATION: f64 = 0.1;
 /// Picks a member index: skips cooling-down members and, while others remain, those already
 /// tried; keeps only the lowest `order`; then applies the strategy. `None` when every member
 /// is cooling down.
-pub fn pick(strategy: RoutingStrategy, members: &[Arc<Member>], tried: &[usize], now: Instant) -> Option<usize> {
+pub fn pick(
+    strategy: RoutingStrategy,
+    members: &[Arc<Member>],
+    tried: &[usize],
+    now: Instant,
+) -> Option<usize> {
     let available: Vec<usize> = (0..members.len())
         .filter(|i| members[*i].stats.cooling_until(now).is_none())
         .collect();
     if available.is_empty() {
         return None;
     }
-    let untried: Vec<usize> = available.iter().copied().filter(|i| !tried.contains(i)).collect();
-    let pool = if untried.is_empty() { available } else { untried };
+    let untried: Vec<usize> = available
+        .iter()
+        .copied()
+        .filter(|i| !tried.contains(i))
+        .collect();
+    let pool = if untried.is_empty() {
+        available
+    } else {
+        untried
+    };
     let best_order = pool
         .iter()
         .map(|i| members[*i].deployment.order.unwrap_or(u32::MAX))

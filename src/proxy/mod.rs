@@ -1,0 +1,255 @@
+//! The LLM request pipeline: validate, check the caller, route, and shape the answer (JSON
+//! or an unbuffered SSE stream) with LiteLLM's response headers.
+
+pub mod stream;
+
+use std::time::Instant;
+
+use axum::http::{HeaderName, HeaderValue};
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::providers::{Endpoint, ProviderResponse, Usage};
+use crate::router::{RouteFailure, RouteRequest, Routed};
+use crate::server::auth::Caller;
+use crate::server::extract::{optional_bool, required_str};
+use crate::server::state::AppState;
+
+/// Body fields that steer the gateway and are not sent upstream.
+const GATEWAY_FIELDS: &[&str] = &[
+    "fallbacks",
+    "cache",
+    "metadata",
+    "num_retries",
+    "context_window_fallbacks",
+];
+
+/// A validated OpenAI request.
+pub struct LlmRequest {
+    pub endpoint: Endpoint,
+    pub model: String,
+    pub body: Map<String, Value>,
+    pub stream: bool,
+    /// The client asked for the final usage chunk.
+    pub include_usage: bool,
+    pub fallbacks: Vec<String>,
+}
+
+impl LlmRequest {
+    /// Checks the fields each endpoint requires; names the first one that is wrong.
+    pub fn parse(endpoint: Endpoint, mut body: Map<String, Value>) -> Result<Self, ApiError> {
+        let model = required_str(&body, "model")?.to_string();
+        let (field, what) = match endpoint {
+            Endpoint::Chat => ("messages", "a list of messages"),
+            Endpoint::Completion => ("prompt", "a string or a list"),
+            Endpoint::Embedding => ("input", "a string or a list"),
+        };
+        match (endpoint, body.get(field)) {
+            (_, None | Some(Value::Null)) => {
+                return Err(ApiError::invalid(
+                    format!("'{field}' is a required field."),
+                    field,
+                ));
+            }
+            (Endpoint::Chat, Some(Value::Array(messages))) => {
+                if messages.is_empty() {
+                    return Err(ApiError::invalid(
+                        "'messages' must not be empty.",
+                        "messages",
+                    ));
+                }
+                if let Some(i) = messages
+                    .iter()
+                    .position(|m| !m.get("role").is_some_and(Value::is_string))
+                {
+                    return Err(ApiError::invalid(
+                        format!("'messages[{i}]' must be an object with a 'role'."),
+                        format!("messages[{i}]"),
+                    ));
+                }
+            }
+            (
+                Endpoint::Completion | Endpoint::Embedding,
+                Some(Value::String(_) | Value::Array(_)),
+            ) => {}
+            (_, Some(_)) => {
+                return Err(ApiError::invalid(
+                    format!("'{field}' must be {what}."),
+                    field,
+                ));
+            }
+        }
+        let stream =
+            optional_bool(&body, "stream")?.unwrap_or(false) && endpoint != Endpoint::Embedding;
+        let include_usage = match body.get("stream_options") {
+            None | Some(Value::Null) => false,
+            Some(Value::Object(o)) => match o.get("include_usage") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => {
+                    return Err(ApiError::invalid(
+                        "'stream_options.include_usage' must be a boolean.",
+                        "stream_options.include_usage",
+                    ));
+                }
+            },
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "'stream_options' must be an object.",
+                    "stream_options",
+                ));
+            }
+        };
+        let fallbacks = match body.get("fallbacks") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Object(o) => o
+                        .get("model")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .ok_or_else(|| {
+                            ApiError::invalid(
+                                "'fallbacks' entries must be model names.",
+                                "fallbacks",
+                            )
+                        }),
+                    _ => Err(ApiError::invalid(
+                        "'fallbacks' entries must be model names.",
+                        "fallbacks",
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "'fallbacks' must be a list of model names.",
+                    "fallbacks",
+                ));
+            }
+        };
+        for field in GATEWAY_FIELDS {
+            body.remove(*field);
+        }
+        Ok(LlmRequest {
+            endpoint,
+            model,
+            body,
+            stream,
+            include_usage,
+            fallbacks,
+        })
+    }
+}
+
+/// The answer's body: a JSON document or an SSE stream of frames.
+pub enum ReplyBody {
+    Json(Bytes),
+    Sse(stream::SseStream),
+}
+
+/// A successful answer with its headers.
+pub struct Reply {
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: ReplyBody,
+}
+
+/// Runs one LLM request end to end.
+pub async fn handle(
+    state: &AppState,
+    caller: &Caller,
+    request: LlmRequest,
+    started: Instant,
+) -> Result<Reply, ApiError> {
+    let runtime = state.runtime();
+    caller.check_model(&request.model)?;
+    if runtime.router.group(&request.model).is_none() {
+        return Err(
+            ApiError::not_found(format!("The model '{}' does not exist.", request.model))
+                .with_param("model"),
+        );
+    }
+    let route = RouteRequest {
+        endpoint: request.endpoint,
+        model: &request.model,
+        body: request.body,
+        stream: request.stream,
+        want_stream_usage: true,
+        fallbacks: request.fallbacks,
+    };
+    let routed = match runtime.router.execute(route).await {
+        Ok(routed) => routed,
+        Err(RouteFailure {
+            error,
+            attempted_retries,
+            attempted_fallbacks,
+        }) => {
+            return Err(error
+                .with_header(ATTEMPTED_RETRIES, HeaderValue::from(attempted_retries))
+                .with_header(ATTEMPTED_FALLBACKS, HeaderValue::from(attempted_fallbacks)));
+        }
+    };
+    Ok(reply(routed, request.include_usage, started))
+}
+
+const MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
+const OVERHEAD: HeaderName = HeaderName::from_static("x-litellm-overhead-duration-ms");
+const ATTEMPTED_RETRIES: HeaderName = HeaderName::from_static("x-litellm-attempted-retries");
+const ATTEMPTED_FALLBACKS: HeaderName = HeaderName::from_static("x-litellm-attempted-fallbacks");
+const MODEL_GROUP: HeaderName = HeaderName::from_static("x-litellm-model-group");
+
+fn reply(routed: Routed, include_usage: bool, started: Instant) -> Reply {
+    let Routed {
+        member,
+        model_group,
+        response,
+        attempted_retries,
+        attempted_fallbacks,
+        upstream_time,
+        in_flight,
+    } = routed;
+    let overhead = started.elapsed().saturating_sub(upstream_time);
+    let mut headers = vec![
+        (MODEL_ID, header_value(&member.deployment.id)),
+        (MODEL_GROUP, header_value(&model_group)),
+        (ATTEMPTED_RETRIES, HeaderValue::from(attempted_retries)),
+        (ATTEMPTED_FALLBACKS, HeaderValue::from(attempted_fallbacks)),
+    ];
+    let overhead_ms = format!("{:.3}", overhead.as_secs_f64() * 1000.0);
+    headers.push((OVERHEAD, header_value(&overhead_ms)));
+    let body = match response {
+        ProviderResponse::Complete { body, usage } => {
+            record_usage(&model_group, usage);
+            drop(in_flight);
+            ReplyBody::Json(body)
+        }
+        ProviderResponse::Stream(chunks) => {
+            let group = model_group.clone();
+            ReplyBody::Sse(stream::SseStream::new(
+                chunks,
+                include_usage,
+                model_group,
+                Box::new(move |usage: Option<Usage>| {
+                    drop(in_flight);
+                    record_usage(&group, usage);
+                }),
+            ))
+        }
+    };
+    Reply { headers, body }
+}
+
+fn record_usage(model_group: &str, usage: Option<Usage>) {
+    if let Some(usage) = usage {
+        metrics::counter!("hx_tokens_total", "model_group" => model_group.to_string(), "kind" => "prompt")
+            .increment(usage.prompt_tokens);
+        metrics::counter!("hx_tokens_total", "model_group" => model_group.to_string(), "kind" => "completion")
+            .increment(usage.completion_tokens);
+    }
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}

@@ -1,0 +1,110 @@
+//! Who is calling: the master key, a virtual key, or nobody (only when the operator allowed
+//! unauthenticated use). Handlers state the permission they need in their signature:
+//! [`Caller`] for any valid key, [`MasterKey`] for admin routes.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+
+use super::state::AppState;
+use crate::error::{ApiError, ErrorKind};
+
+/// An authenticated caller of the LLM and RAG routes.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// The master key: every model, every namespace.
+    Master,
+    /// No master key configured and `--allow-unauthenticated` given.
+    Anonymous,
+}
+
+impl Caller {
+    /// Whether the caller may use a model group. Checked before the model's existence, so a
+    /// key cannot probe which names exist.
+    pub fn check_model(&self, _model: &str) -> Result<(), ApiError> {
+        match self {
+            Caller::Master | Caller::Anonymous => Ok(()),
+        }
+    }
+
+    /// A label for logs: never the key itself.
+    pub fn label(&self) -> &str {
+        match self {
+            Caller::Master => "master",
+            Caller::Anonymous => "anonymous",
+        }
+    }
+}
+
+/// The key presented by a client: `Authorization: Bearer`, `x-api-key` or `api-key`.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        let value = value.trim();
+        let key = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .unwrap_or(value)
+            .trim();
+        if !key.is_empty() {
+            return Some(key);
+        }
+    }
+    ["x-api-key", "api-key"]
+        .iter()
+        .filter_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .find(|k| !k.is_empty())
+}
+
+/// Resolves the caller of a request.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let runtime = state.runtime();
+    let master = runtime.config.master_key.as_ref();
+    let Some(key) = presented_key(headers) else {
+        if master.is_none() && state.allow_unauthenticated {
+            return Ok(Caller::Anonymous);
+        }
+        return Err(ApiError::auth(
+            "No API key provided. Pass it as 'Authorization: Bearer <key>'.",
+        ));
+    };
+    if let Some(master) = master
+        && master.matches(key)
+    {
+        return Ok(Caller::Master);
+    }
+    if master.is_none() && state.allow_unauthenticated {
+        return Ok(Caller::Anonymous);
+    }
+    Err(ApiError::new(ErrorKind::Auth, "Invalid API key."))
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        authenticate(state, &parts.headers).await
+    }
+}
+
+/// The master key, required by admin routes (`/key/*`).
+#[derive(Debug, Clone, Copy)]
+pub struct MasterKey;
+
+impl FromRequestParts<Arc<AppState>> for MasterKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        match authenticate(state, &parts.headers).await? {
+            Caller::Master | Caller::Anonymous => Ok(MasterKey),
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The HTTP routes, grouped by area. Handlers extract, validate and call; nothing more.
+
+pub mod health;
+pub mod llm;
+pub mod models;
