@@ -14,6 +14,8 @@ pub enum ErrorKind {
     InvalidRequest,
     /// 413 `invalid_request_error`: body over the configured limit.
     PayloadTooLarge,
+    /// 405 `invalid_request_error`: a served route asked with the wrong method.
+    MethodNotAllowed,
     /// 401 `auth_error`: no key, unknown key, blocked key.
     Auth,
     /// 401 `expired_key`.
@@ -46,6 +48,9 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest => (StatusCode::BAD_REQUEST, "invalid_request_error"),
             ErrorKind::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error"),
+            ErrorKind::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error")
+            }
             ErrorKind::Auth => (StatusCode::UNAUTHORIZED, "auth_error"),
             ErrorKind::ExpiredKey => (StatusCode::UNAUTHORIZED, "expired_key"),
             ErrorKind::ModelAccessDenied => (StatusCode::UNAUTHORIZED, "key_model_access_denied"),

@@ -57,7 +57,7 @@ async fn not_found(uri: Uri) -> ApiError {
 
 async fn method_not_allowed(uri: Uri) -> ApiError {
     ApiError::new(
-        crate::error::ErrorKind::InvalidRequest,
+        crate::error::ErrorKind::MethodNotAllowed,
         format!("Method not allowed on {}.", uri.path()),
     )
 }

@@ -1,0 +1,209 @@
+//! Test harness: the real gateway on port 0, and scripted upstreams speaking OpenAI's wire
+//! format (plain JSON and SSE) for what wiremock cannot do (hold a stream open, see a hang-up).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::response::Response;
+use axum::routing::post;
+use hx_gateway::config::GatewayConfig;
+use hx_gateway::server::{self, state::AppState};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, oneshot};
+
+pub const MASTER: &str = "sk-test-master-0001";
+
+/// A gateway serving on 127.0.0.1:<random port>.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl TestGateway {
+    /// Starts a gateway from YAML; `general_settings.master_key` is set to [`MASTER`] unless the
+    /// YAML sets its own.
+    pub async fn start(yaml: &str) -> Self {
+        Self::start_with_env(yaml, HashMap::new()).await
+    }
+
+    pub async fn start_with_env(yaml: &str, env: HashMap<String, String>) -> Self {
+        let yaml = if yaml.contains("master_key") {
+            yaml.to_string()
+        } else {
+            format!("{yaml}\ngeneral_settings:\n  master_key: {MASTER}\n")
+        };
+        let config = GatewayConfig::from_yaml_str(&yaml, &env).expect("config loads");
+        let http = server::state::upstream_client().expect("http client");
+        let state = AppState::new(config, http, false);
+        state.set_ready();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let st = state.clone();
+        tokio::spawn(async move {
+            let _ = server::serve(listener, st, async move {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        TestGateway {
+            addr,
+            state,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POST with the master key.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(MASTER)
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(MASTER)
+            .send()
+            .await
+            .expect("request sent")
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Asserts an OpenAI-shaped error with the given status and type; returns the error object.
+pub async fn expect_error(
+    response: reqwest::Response,
+    status: u16,
+    kind: &str,
+) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let body: serde_json::Value = response.json().await.expect("error body is JSON");
+    let error = body
+        .get("error")
+        .cloned()
+        .unwrap_or_else(|| panic!("no error object in {body}"));
+    assert_eq!(error["type"], kind, "error type in {body}");
+    assert_eq!(error["code"], status.to_string(), "error code in {body}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "message in {body}"
+    );
+    assert!(error.get("param").is_some(), "param key present in {body}");
+    error
+}
+
+/// Serves an axum app on a random loopback port.
+pub async fn serve_app(app: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// An OpenAI chat completion chunk as an SSE frame.
+pub fn sse_chunk(content: &str) -> String {
+    let chunk = serde_json::json!({
+        "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "up",
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": null}]
+    });
+    format!("data: {chunk}\n\n")
+}
+
+/// An upstream whose stream sends one chunk, then waits for `release` before the rest.
+pub struct HeldStream {
+    pub addr: SocketAddr,
+    pub release: Arc<Notify>,
+    /// Set when the upstream's response body was dropped (the connection went away).
+    pub closed: Arc<AtomicBool>,
+    pub requests: Arc<AtomicUsize>,
+}
+
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// `hold_forever`: after the first chunk the stream keeps sending a chunk every 100 ms until
+/// its client goes away (for disconnect tests); otherwise it waits for `release`.
+pub async fn held_stream_upstream(hold_forever: bool) -> HeldStream {
+    let release = Arc::new(Notify::new());
+    let closed = Arc::new(AtomicBool::new(false));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (r, c, n) = (release.clone(), closed.clone(), requests.clone());
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move || {
+            let (release, closed, requests) = (r.clone(), c.clone(), n.clone());
+            async move {
+                requests.fetch_add(1, Ordering::SeqCst);
+                let flag = DropFlag(closed);
+                let stream = async_stream_body(release, flag, hold_forever);
+                Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(Body::from_stream(stream))
+                    .expect("response")
+            }
+        }),
+    );
+    HeldStream {
+        addr: serve_app(app).await,
+        release,
+        closed,
+        requests,
+    }
+}
+
+fn async_stream_body(
+    release: Arc<Notify>,
+    flag: DropFlag,
+    hold_forever: bool,
+) -> impl futures::Stream<Item = Result<String, std::convert::Infallible>> + Send {
+    futures::stream::unfold(
+        (0u32, release, flag),
+        move |(step, release, flag)| async move {
+            match step {
+                0 => Some((Ok(sse_chunk("first")), (1, release, flag))),
+                1 if hold_forever => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Some((Ok(sse_chunk(".")), (1, release, flag)))
+                }
+                1 => {
+                    release.notified().await;
+                    Some((Ok(sse_chunk("second")), (2, release, flag)))
+                }
+                2 => Some((Ok("data: [DONE]\n\n".to_string()), (3, release, flag))),
+                _ => None,
+            }
+        },
+    )
+}

@@ -1,0 +1,6 @@
+//! The one integration-test binary: the real server on port 0, real Postgres and Redis, the
+//! real embedded vector engine; only upstream LLM providers are simulated.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+mod core;
