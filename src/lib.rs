@@ -1,5 +1,7 @@
 //! HX Gateway: an LLM gateway that reads LiteLLM's config and serves its OpenAI-compatible API,
 //! with virtual keys, limits, caching and retrieval built in.
 
+pub mod cache;
 pub mod error;
+pub mod limits;
 pub mod secret;
