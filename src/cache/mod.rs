@@ -501,6 +501,18 @@ impl ResponseCache {
         Some(CachedResponse { body, age })
     }
 
+    /// Bytes held by the local cache after pending evictions ran (`None` for Redis); for
+    /// health output and tests of the memory bound.
+    pub async fn local_weighted_size(&self) -> Option<u64> {
+        match &self.backend {
+            Backend::Local(cache) => {
+                cache.run_pending_tasks().await;
+                Some(cache.weighted_size())
+            }
+            Backend::Redis(_) => None,
+        }
+    }
+
     /// Stores a successful answer (the caller stores only 2xx, complete responses).
     pub async fn store(&self, plan: &CachePlan, body: Bytes) {
         if !plan.write || plan.ttl.is_zero() {

@@ -254,28 +254,30 @@ pub struct LimitRejection {
     pub limit: u64,
     /// When a retry may succeed (at least one second in `retry-after`).
     pub retry_after: Duration,
-    /// Headers describing the refused quota (remaining 0).
-    pub info: RateLimitInfo,
 }
 
 impl LimitRejection {
     fn new(scope: LimitScope, kind: LimitKind, limit: u64, retry_after: Duration) -> Self {
-        let mut info = RateLimitInfo::default();
-        info.merge(
-            kind,
-            Quota {
-                limit,
-                remaining: 0,
-                reset: retry_after,
-            },
-        );
         LimitRejection {
             scope,
             kind,
             limit,
             retry_after,
-            info,
         }
+    }
+
+    /// The refused quota (remaining 0) for the `x-ratelimit-*` headers.
+    pub fn info(&self) -> RateLimitInfo {
+        let mut info = RateLimitInfo::default();
+        info.merge(
+            self.kind,
+            Quota {
+                limit: self.limit,
+                remaining: 0,
+                reset: self.retry_after,
+            },
+        );
+        info
     }
 
     /// `retry-after` in whole seconds, rounded up, at least 1.
@@ -288,7 +290,7 @@ impl From<LimitRejection> for ApiError {
     fn from(rejection: LimitRejection) -> Self {
         let mut error = ApiError::new(ErrorKind::RateLimit, rejection.to_string())
             .with_retry_after(rejection.retry_after_secs());
-        for (name, value) in rejection.info.headers() {
+        for (name, value) in rejection.info().headers() {
             error = error.with_header(name, value);
         }
         error
@@ -509,6 +511,32 @@ mod tests {
             "Rate limit exceeded for deployment gpt4o-eu-1: tpm 600"
         );
         assert_eq!(d.retry_after_secs(), 1);
+    }
+
+    /// The request path holds these across awaits in axum handlers and stream bodies.
+    #[test]
+    fn types_and_futures_are_send() {
+        fn send<T: Send + Sync + 'static>() {}
+        fn send_future<F: std::future::Future + Send>(_: F) {}
+        send::<RateLimiter>();
+        send::<Admission>();
+        send::<LimitRejection>();
+        send::<crate::cache::ResponseCache>();
+        let limiter = RateLimiter::in_memory(LimiterOptions::default());
+        send_future(async move {
+            let mut a = limiter.acquire(&[]).await.unwrap();
+            a.settle(1).await;
+            a.release().await;
+        });
+        let cache = crate::cache::ResponseCache::new(Default::default(), None).unwrap();
+        send_future(async move {
+            if let Ok(Some(plan)) =
+                cache.plan(crate::cache::CallType::Chat, "m", &serde_json::Value::Null)
+            {
+                let _ = cache.lookup(&plan).await;
+                cache.store(&plan, bytes::Bytes::new()).await;
+            }
+        });
     }
 
     #[test]
