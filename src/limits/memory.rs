@@ -15,6 +15,10 @@ use super::{
 
 const SHARDS: usize = 64;
 
+/// A shard with more scopes than this drops its idle ones when it next grows, so churning
+/// keys do not grow memory without bound.
+const SHARD_SWEEP_THRESHOLD: usize = 1024;
+
 /// A token use in the sliding log; `seq` is consecutive within a scope so a reservation is
 /// found by index.
 #[derive(Debug)]
@@ -48,6 +52,10 @@ impl ScopeState {
             self.tokens.pop_front();
         }
         self.leases.retain(|&(_, expires)| expires > now);
+    }
+
+    fn is_idle(&self) -> bool {
+        self.requests.is_empty() && self.tokens.is_empty() && self.leases.is_empty()
     }
 
     /// The first limit of `req` this scope refuses, with its retry delay in ms.
@@ -146,6 +154,20 @@ impl MemoryLimiter {
         let mut map = lock(shard);
         if let Some(state) = map.get(scope) {
             return state.clone();
+        }
+        // Sweep every 256 inserts past the threshold: amortized cost stays small even when a
+        // shard holds many active scopes.
+        if map.len() >= SHARD_SWEEP_THRESHOLD && map.len().is_multiple_of(256) {
+            let (now, window) = (self.clock.now_ms(self.window_ms), self.window_ms);
+            // Only states nobody else holds (the shard lock stops new clones) and with nothing
+            // left in their windows are dropped; a later request recreates them empty.
+            map.retain(|_, state| {
+                Arc::strong_count(state) > 1
+                    || state.try_lock().map_or(true, |mut s| {
+                        s.evict(now, window);
+                        !s.is_idle()
+                    })
+            });
         }
         let state = Arc::new(Mutex::new(ScopeState::default()));
         map.insert(scope.clone(), state.clone());
@@ -384,6 +406,34 @@ mod tests {
         std::mem::forget(d);
         clock.fetch_add(5_000, Ordering::SeqCst);
         let _e = limiter.acquire(&[req()]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn idle_scopes_are_swept() {
+        let (limiter, clock) = manual(1_000, 60_000);
+        let RateLimiter::Memory(memory) = &limiter else {
+            unreachable!()
+        };
+        let count = || memory.shards.iter().map(|s| lock(s).len()).sum::<usize>();
+        let busy = LimitRequest::new(LimitScope::Key("busy".into())).max_parallel(Some(1));
+        let held = limiter.acquire(std::slice::from_ref(&busy)).await.unwrap();
+        for i in 0..(SHARDS * SHARD_SWEEP_THRESHOLD) {
+            let req = LimitRequest::new(LimitScope::Key(format!("k{i}"))).rpm(Some(1));
+            let _ = limiter.acquire(&[req]).await.unwrap();
+        }
+        let before = count();
+        clock.fetch_add(2_000, Ordering::SeqCst);
+        for i in 0..(SHARDS * 300) {
+            let req = LimitRequest::new(LimitScope::Key(format!("new{i}"))).rpm(Some(1));
+            let _ = limiter.acquire(&[req]).await.unwrap();
+        }
+        assert!(count() < before / 2, "{} scopes left of {before}", count());
+        // A scope still holding a lease survived the sweep.
+        assert_eq!(
+            limiter.acquire(&[busy]).await.unwrap_err().kind,
+            LimitKind::Parallel
+        );
+        drop(held);
     }
 
     #[tokio::test]
