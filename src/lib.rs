@@ -1,11 +1,13 @@
 //! HX Gateway: an LLM gateway that reads LiteLLM's config and serves its OpenAI-compatible API,
 //! with virtual keys, limits, caching and retrieval built in.
 
+pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod lifecycle;
+pub mod limits;
 pub mod providers;
 pub mod proxy;
 pub mod router;

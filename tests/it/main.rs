@@ -2,5 +2,7 @@
 //! real embedded vector engine; only upstream LLM providers are simulated.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cache;
 mod common;
 mod core;
+mod limits;
