@@ -80,7 +80,8 @@ pub async fn serve(
         tracing::warn!("serving WITHOUT authentication (--allow-unauthenticated)");
     }
     let http = server::state::upstream_client().map_err(|e| StartError::Other(e.to_string()))?;
-    let state = AppState::new(config, http, allow_unauthenticated);
+    let state = AppState::new(config, http, allow_unauthenticated)
+        .map_err(|e| StartError::Other(e.to_string()))?;
 
     let addr = format!("{}:{}", args.host, args.port);
     let listener = TcpListener::bind(&addr)

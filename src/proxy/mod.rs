@@ -1,6 +1,7 @@
 //! The LLM request pipeline: validate, check the caller, route, and shape the answer (JSON
 //! or an unbuffered SSE stream) with LiteLLM's response headers.
 
+pub mod accounting;
 pub mod stream;
 
 use std::time::Instant;
@@ -9,6 +10,7 @@ use axum::http::{HeaderName, HeaderValue};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
+use crate::cache::CallType;
 use crate::error::ApiError;
 use crate::providers::{Endpoint, ProviderResponse, Usage};
 use crate::router::{RouteFailure, RouteRequest, Routed};
@@ -38,7 +40,7 @@ pub struct LlmRequest {
 
 impl LlmRequest {
     /// Checks the fields each endpoint requires; names the first one that is wrong.
-    pub fn parse(endpoint: Endpoint, mut body: Map<String, Value>) -> Result<Self, ApiError> {
+    pub fn parse(endpoint: Endpoint, body: Map<String, Value>) -> Result<Self, ApiError> {
         let model = required_str(&body, "model")?.to_string();
         let (field, what) = match endpoint {
             Endpoint::Chat => ("messages", "a list of messages"),
@@ -130,9 +132,6 @@ impl LlmRequest {
                 ));
             }
         };
-        for field in GATEWAY_FIELDS {
-            body.remove(*field);
-        }
         Ok(LlmRequest {
             endpoint,
             model,
@@ -148,6 +147,8 @@ impl LlmRequest {
 pub enum ReplyBody {
     Json(Bytes),
     Sse(stream::SseStream),
+    /// A cached answer replayed as SSE frames.
+    Replay(futures::stream::BoxStream<'static, Result<Bytes, std::convert::Infallible>>),
 }
 
 /// A successful answer with its headers.
@@ -160,17 +161,45 @@ pub struct Reply {
 pub async fn handle(
     state: &AppState,
     caller: &Caller,
-    request: LlmRequest,
+    mut request: LlmRequest,
     started: Instant,
 ) -> Result<Reply, ApiError> {
     let runtime = state.runtime();
     caller.check_model(&request.model)?;
+    caller.check_budget()?;
     if runtime.router.group(&request.model).is_none() {
         return Err(
             ApiError::not_found(format!("The model '{}' does not exist.", request.model))
                 .with_param("model"),
         );
     }
+
+    let cache_plan = match &state.cache {
+        Some(cache) => {
+            let body = Value::Object(std::mem::take(&mut request.body));
+            let plan = cache.plan(call_type(request.endpoint), &request.model, &body);
+            if let Value::Object(map) = body {
+                request.body = map;
+            }
+            plan?
+        }
+        None => None,
+    };
+    for field in GATEWAY_FIELDS {
+        request.body.remove(*field);
+    }
+    if let (Some(cache), Some(plan)) = (&state.cache, &cache_plan)
+        && plan.read
+        && let Some(hit) = cache.lookup(plan).await
+    {
+        return accounting::cached_reply(caller, &request, plan, hit, started);
+    }
+
+    let estimate = estimate_tokens(&request.body);
+    let admission = state
+        .limiter
+        .acquire(&caller.limit_requests(&runtime.config, estimate))
+        .await?;
     let route = RouteRequest {
         endpoint: request.endpoint,
         model: &request.model,
@@ -186,21 +215,58 @@ pub async fn handle(
             attempted_retries,
             attempted_fallbacks,
         }) => {
-            return Err(error
+            let mut error = error
                 .with_header(ATTEMPTED_RETRIES, HeaderValue::from(attempted_retries))
-                .with_header(ATTEMPTED_FALLBACKS, HeaderValue::from(attempted_fallbacks)));
+                .with_header(ATTEMPTED_FALLBACKS, HeaderValue::from(attempted_fallbacks));
+            for (name, value) in admission.headers() {
+                error = error.with_header(name, value);
+            }
+            return Err(error);
         }
     };
-    Ok(reply(routed, request.include_usage, started))
+    let finish = accounting::Finish {
+        caller: caller.clone(),
+        endpoint: request.endpoint,
+        admission,
+        cache: state.cache.clone().zip(cache_plan.filter(|p| p.write)),
+        estimate,
+    };
+    Ok(reply(routed, request.include_usage, started, finish))
 }
 
-const MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
-const OVERHEAD: HeaderName = HeaderName::from_static("x-litellm-overhead-duration-ms");
-const ATTEMPTED_RETRIES: HeaderName = HeaderName::from_static("x-litellm-attempted-retries");
-const ATTEMPTED_FALLBACKS: HeaderName = HeaderName::from_static("x-litellm-attempted-fallbacks");
-const MODEL_GROUP: HeaderName = HeaderName::from_static("x-litellm-model-group");
+/// The cache's name for an endpoint.
+fn call_type(endpoint: Endpoint) -> CallType {
+    match endpoint {
+        Endpoint::Chat => CallType::Chat,
+        Endpoint::Completion => CallType::TextCompletion,
+        Endpoint::Embedding => CallType::Embedding,
+    }
+}
 
-fn reply(routed: Routed, include_usage: bool, started: Instant) -> Reply {
+/// Tokens reserved against tpm limits before the call: the prompt's rough size plus the
+/// completion budget the client asked for.
+fn estimate_tokens(body: &Map<String, Value>) -> u64 {
+    let budget = ["max_tokens", "max_completion_tokens"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(Value::as_u64))
+        .unwrap_or(0);
+    crate::providers::mock::estimate_prompt_tokens(body) + budget
+}
+
+pub(crate) const MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
+pub(crate) const OVERHEAD: HeaderName = HeaderName::from_static("x-litellm-overhead-duration-ms");
+pub(crate) const ATTEMPTED_RETRIES: HeaderName =
+    HeaderName::from_static("x-litellm-attempted-retries");
+pub(crate) const ATTEMPTED_FALLBACKS: HeaderName =
+    HeaderName::from_static("x-litellm-attempted-fallbacks");
+pub(crate) const MODEL_GROUP: HeaderName = HeaderName::from_static("x-litellm-model-group");
+
+fn reply(
+    routed: Routed,
+    include_usage: bool,
+    started: Instant,
+    finish: accounting::Finish,
+) -> Reply {
     let Routed {
         member,
         model_group,
@@ -217,12 +283,18 @@ fn reply(routed: Routed, include_usage: bool, started: Instant) -> Reply {
         (ATTEMPTED_RETRIES, HeaderValue::from(attempted_retries)),
         (ATTEMPTED_FALLBACKS, HeaderValue::from(attempted_fallbacks)),
     ];
+    headers.extend(finish.admission.headers());
     let overhead_ms = format!("{:.3}", overhead.as_secs_f64() * 1000.0);
     headers.push((OVERHEAD, header_value(&overhead_ms)));
+    metrics::histogram!("hx_gateway_overhead_seconds").record(overhead.as_secs_f64());
+    metrics::histogram!("hx_upstream_duration_seconds", "model_group" => model_group.clone())
+        .record(upstream_time.as_secs_f64());
+    let deployment = member.deployment.clone();
     let body = match response {
         ProviderResponse::Complete { body, usage } => {
-            record_usage(&model_group, usage);
             drop(in_flight);
+            let outcome = finish.complete(&deployment, &model_group, usage, Some(&body));
+            headers.extend(outcome.headers());
             ReplyBody::Json(body)
         }
         ProviderResponse::Stream(chunks) => {
@@ -233,7 +305,7 @@ fn reply(routed: Routed, include_usage: bool, started: Instant) -> Reply {
                 model_group,
                 Box::new(move |usage: Option<Usage>| {
                     drop(in_flight);
-                    record_usage(&group, usage);
+                    finish.complete(&deployment, &group, usage, None);
                 }),
             ))
         }
@@ -241,15 +313,15 @@ fn reply(routed: Routed, include_usage: bool, started: Instant) -> Reply {
     Reply { headers, body }
 }
 
-fn record_usage(model_group: &str, usage: Option<Usage>) {
+pub(crate) fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+pub(crate) fn record_usage(model_group: &str, usage: Option<Usage>) {
     if let Some(usage) = usage {
         metrics::counter!("hx_tokens_total", "model_group" => model_group.to_string(), "kind" => "prompt")
             .increment(usage.prompt_tokens);
         metrics::counter!("hx_tokens_total", "model_group" => model_group.to_string(), "kind" => "completion")
             .increment(usage.completion_tokens);
     }
-}
-
-fn header_value(text: &str) -> HeaderValue {
-    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }

@@ -9,7 +9,9 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
 use super::state::AppState;
+use crate::config::GatewayConfig;
 use crate::error::{ApiError, ErrorKind};
+use crate::limits::{LimitRequest, LimitScope};
 
 /// An authenticated caller of the LLM and RAG routes.
 #[derive(Debug, Clone)]
@@ -27,6 +29,30 @@ impl Caller {
         match self {
             Caller::Master | Caller::Anonymous => Ok(()),
         }
+    }
+
+    /// Spend at or over the key's budget: 400 `budget_exceeded`.
+    pub fn check_budget(&self) -> Result<(), ApiError> {
+        match self {
+            Caller::Master | Caller::Anonymous => Ok(()),
+        }
+    }
+
+    /// The limits this caller's request counts against (key, team, gateway-wide).
+    pub fn limit_requests(
+        &self,
+        config: &GatewayConfig,
+        estimated_tokens: u64,
+    ) -> Vec<LimitRequest> {
+        let mut out = Vec::new();
+        if let Some(max) = config.general.global_max_parallel_requests {
+            out.push(
+                LimitRequest::new(LimitScope::Global)
+                    .max_parallel(Some(u64::from(max)))
+                    .estimated_tokens(estimated_tokens),
+            );
+        }
+        out
     }
 
     /// A label for logs: never the key itself.

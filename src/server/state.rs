@@ -6,7 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 
+use crate::cache::{CacheSettings, ResponseCache};
 use crate::config::GatewayConfig;
+use crate::limits::{LimiterOptions, RateLimiter};
+
+/// A service the gateway could not set up at start.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StateError(pub String);
 use crate::router::Router;
 
 /// The part of the gateway a config reload replaces as a whole.
@@ -32,6 +39,10 @@ impl Runtime {
 pub struct AppState {
     runtime: ArcSwap<Runtime>,
     pub http: reqwest::Client,
+    /// Rate limits: Redis when configured, else this instance's memory.
+    pub limiter: RateLimiter,
+    /// The response cache, when `litellm_settings.cache` is on (settings read at start).
+    pub cache: Option<ResponseCache>,
     ready: AtomicBool,
     pub allow_unauthenticated: bool,
 }
@@ -41,14 +52,37 @@ impl AppState {
         config: GatewayConfig,
         http: reqwest::Client,
         allow_unauthenticated: bool,
-    ) -> Arc<Self> {
+    ) -> Result<Arc<Self>, StateError> {
+        let redis_url = config.redis_url.as_ref().map(|u| u.expose().to_string());
+        let limiter = match &redis_url {
+            Some(url) => RateLimiter::redis(url, LimiterOptions::default())
+                .map_err(|e| StateError(e.to_string()))?,
+            None => RateLimiter::in_memory(LimiterOptions::default()),
+        };
+        let cache = if config.litellm.cache.unwrap_or(false) {
+            let params = config
+                .litellm
+                .cache_params
+                .clone()
+                .unwrap_or(serde_json::Value::Null);
+            let settings = CacheSettings::from_cache_params(&params)
+                .map_err(|e| StateError(format!("litellm_settings.cache_params: {e}")))?;
+            Some(
+                ResponseCache::new(settings, redis_url.as_deref())
+                    .map_err(|e| StateError(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         let runtime = Runtime::new(config, &http);
-        Arc::new(AppState {
+        Ok(Arc::new(AppState {
             runtime: ArcSwap::from_pointee(runtime),
             http,
+            limiter,
+            cache,
             ready: AtomicBool::new(false),
             allow_unauthenticated,
-        })
+        }))
     }
 
     /// The runtime in force now; a request keeps the one it started with.

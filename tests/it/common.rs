@@ -42,7 +42,7 @@ impl TestGateway {
         };
         let config = GatewayConfig::from_yaml_str(&yaml, &env).expect("config loads");
         let http = server::state::upstream_client().expect("http client");
-        let state = AppState::new(config, http, false);
+        let state = AppState::new(config, http, false).expect("state");
         state.set_ready();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");

@@ -185,7 +185,8 @@ async fn readiness_is_503_until_ready() {
         .unwrap(),
         reqwest::Client::new(),
         true,
-    );
+    )
+    .unwrap();
     assert!(!fresh.is_ready());
     let r = gw
         .client

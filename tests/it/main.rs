@@ -6,3 +6,4 @@ mod cache;
 mod common;
 mod core;
 mod limits;
+mod pipeline;

@@ -1,0 +1,116 @@
+//! The request pipeline with the cache and limits in place: hits skip the upstream and cost
+//! nothing, cached answers replay as SSE, limits answer 429 with rate-limit headers.
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::common::*;
+
+fn completion() -> Value {
+    json!({
+        "id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "cached words here"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+    })
+}
+
+async fn gateway(upstream: &MockServer, extra: &str) -> TestGateway {
+    TestGateway::start(&format!(
+        r#"
+model_list:
+  - model_name: m
+    litellm_params: {{model: openai/m, api_base: "{}/v1"}}
+    model_info: {{input_cost_per_token: 0.001, output_cost_per_token: 0.002}}
+  - model_name: emb
+    litellm_params: {{model: openai/e, api_base: "{}/v1"}}
+{extra}
+"#,
+        upstream.uri(),
+        upstream.uri()
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn a_cached_chat_answer_skips_the_upstream_and_replays_as_sse() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion()))
+        .expect(2)
+        .mount(&upstream)
+        .await;
+    let gw = gateway(
+        &upstream,
+        "litellm_settings:\n  cache: true\n  cache_params: {type: local, namespace: t1}\n",
+    )
+    .await;
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "same question"}]});
+    let first = gw.post("/v1/chat/completions", body.clone()).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-litellm-response-cost"], "0.011");
+    assert_eq!(first.json::<Value>().await.unwrap(), completion());
+    // The store happens off the request path, right after the answer.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let r = gw.post("/v1/chat/completions", body.clone()).await;
+    let hit = r.headers().contains_key("x-litellm-cache-key").then_some(r);
+    let hit = hit.expect("second identical request is a cache hit");
+    assert_eq!(hit.headers()["x-litellm-response-cost"], "0");
+    assert_eq!(hit.json::<Value>().await.unwrap(), completion());
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let r = gw.post("/v1/chat/completions", streamed).await;
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let text = r.text().await.unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    let content: String = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(content, "cached words here");
+    // `no-cache` skips the lookup: this one reaches the upstream.
+    let other = json!({"model": "m", "messages": [{"role": "user", "content": "same question"}], "cache": {"no-cache": true}});
+    let _ = gw.post("/v1/chat/completions", other).await;
+    assert_eq!(upstream.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn global_parallel_limit_answers_429_with_headers() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(completion())
+                .set_delay(std::time::Duration::from_millis(500)),
+        )
+        .mount(&upstream)
+        .await;
+    let gw = gateway(
+        &upstream,
+        &format!("general_settings:\n  master_key: {MASTER}\n  global_max_parallel_requests: 1\n"),
+    )
+    .await;
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
+    let (a, b) = tokio::join!(gw.post("/v1/chat/completions", body.clone()), async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        gw.post("/v1/chat/completions", body.clone()).await
+    });
+    assert_eq!(a.status(), 200);
+    assert!(b.headers().contains_key("retry-after"));
+    let e = expect_error(b, 429, "rate_limit_error").await;
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_parallel_requests"),
+        "{e}"
+    );
+}
