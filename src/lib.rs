@@ -2,4 +2,6 @@
 //! with virtual keys, limits, caching and retrieval built in.
 
 pub mod error;
+pub mod keys;
 pub mod secret;
+pub mod spend;
