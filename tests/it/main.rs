@@ -1,0 +1,3 @@
+//! The project's integration tests: one binary, one module per area.
+
+mod keys;
