@@ -793,9 +793,9 @@ async fn enforcement(service: &KeyService) {
     assert_eq!(key_kind(info.check_budget()), ErrorKind::BudgetExceeded);
 
     // Expiry.
-    let (raw, _) = generate(service, json!({"duration": "1s"})).await;
+    let (raw, _) = generate(service, json!({"duration": "3s"})).await;
     service.authenticate(&raw).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let error = service.authenticate(&raw).await.unwrap_err();
     assert_eq!(error.kind, ErrorKind::ExpiredKey);
     assert_eq!(error.body_json()["error"]["type"], "expired_key");
@@ -859,13 +859,13 @@ async fn enforcement_sqlite() {
 }
 
 async fn budget_reset(service: &KeyService) {
-    let (raw, token) = generate(service, json!({"max_budget": 1.0, "budget_duration": "2s"})).await;
+    let (raw, token) = generate(service, json!({"max_budget": 1.0, "budget_duration": "3s"})).await;
     let first_reset = service.info(&token).await.unwrap()["info"]["budget_reset_at"].clone();
     service.record_spend(SpendRecord::new(&token, "m", 1.5));
     service.flush_spend().await.unwrap();
     let info = service.authenticate(&raw).await.unwrap();
     assert_eq!(key_kind(info.check_budget()), ErrorKind::BudgetExceeded);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     // The cached copy knows its period ended: the lookup reloads and resets.
     let info = service.authenticate(&raw).await.unwrap();
     info.check_budget().unwrap();
@@ -914,7 +914,7 @@ async fn budget_reset_sqlite() {
 
 async fn cache_ttl(store: KeyStore) {
     let options = KeyServiceOptions {
-        cache_ttl: Duration::from_millis(800),
+        cache_ttl: Duration::from_secs(2),
         ..fast_options()
     };
     let a = KeyService::new(store.clone(), options.clone());
@@ -924,13 +924,13 @@ async fn cache_ttl(store: KeyStore) {
     b.block(json!({"key": raw})).await.unwrap();
     // Instance A trusts its cache until the TTL ends, then sees the block.
     a.authenticate(&raw).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(kind(a.authenticate(&raw).await), ErrorKind::Auth);
     b.unblock(json!({"key": raw})).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     a.authenticate(&raw).await.unwrap();
     b.delete(json!({"keys": [raw]})).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(kind(a.authenticate(&raw).await), ErrorKind::Auth);
 
     // A cached key costs no database round trip: it works with the pool closed.
