@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 /// What went wrong, as the client is told. The variant decides status and `type`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// 400 `invalid_request_error`: bad JSON, missing or mistyped field, bad parameter.
     InvalidRequest,

@@ -5,5 +5,6 @@
 mod cache;
 mod common;
 mod core;
+mod keys;
 mod limits;
 mod pipeline;

@@ -1,0 +1,376 @@
+//! `KeyInfo`: what the auth layer knows about an authenticated virtual key, and the checks it
+//! runs on every request (model allowed, budget left).
+
+use std::sync::Arc;
+
+use chrono::NaiveDateTime;
+use serde_json::Value;
+
+use super::duration::parse_duration;
+use super::error::KeyError;
+use super::store::{KeyRecord, TeamRecord};
+use crate::spend::SpendCell;
+
+/// LiteLLM's values in `models` that allow every model of the proxy.
+const ALL_MODELS: &[&str] = &["*", "all-proxy-models"];
+/// LiteLLM's value meaning "whatever the key's team allows".
+const ALL_TEAM_MODELS: &str = "all-team-models";
+
+/// The team a key belongs to, with the limits that bind the key too.
+#[derive(Debug)]
+pub struct TeamInfo {
+    pub team_id: String,
+    pub team_alias: Option<String>,
+    /// Empty means every model.
+    pub models: Vec<String>,
+    pub max_budget: Option<f64>,
+    /// For the rate limiter.
+    pub rpm_limit: Option<i64>,
+    pub tpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i32>,
+    pub blocked: bool,
+    pub budget_duration: Option<String>,
+    pub budget_reset_at: Option<NaiveDateTime>,
+    spend_base: f64,
+    cell: Arc<SpendCell>,
+}
+
+impl TeamInfo {
+    pub(crate) fn new(record: TeamRecord, cell: Arc<SpendCell>, flushed_at_load: f64) -> Self {
+        TeamInfo {
+            team_id: record.team_id,
+            team_alias: record.team_alias,
+            models: record.models,
+            max_budget: record.max_budget,
+            rpm_limit: record.rpm_limit,
+            tpm_limit: record.tpm_limit,
+            max_parallel_requests: record.max_parallel_requests,
+            blocked: record.blocked,
+            budget_duration: record.budget_duration,
+            budget_reset_at: record.budget_reset_at,
+            spend_base: record.spend - flushed_at_load,
+            cell,
+        }
+    }
+
+    /// The team's spend: the database's value at load plus what this process added since.
+    pub fn spend(&self) -> f64 {
+        (self.spend_base + self.cell.recorded()).max(0.0)
+    }
+}
+
+/// An authenticated virtual key, shared from the cache (`Arc<KeyInfo>`).
+#[derive(Debug)]
+pub struct KeyInfo {
+    /// Lowercase hex SHA-256 of the key (the `token` column; `api_key` in spend logs).
+    pub token: String,
+    pub key_name: Option<String>,
+    pub key_alias: Option<String>,
+    /// Empty means every model (or the team's models when the key has a team).
+    pub models: Vec<String>,
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    pub budget_reset_at: Option<NaiveDateTime>,
+    pub expires: Option<NaiveDateTime>,
+    pub rpm_limit: Option<i64>,
+    pub tpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i32>,
+    /// The key's metadata object (`metadata.rag_namespaces` and the like).
+    pub metadata: Value,
+    pub blocked: bool,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    /// The key's team row, when `team_id` is set and the row exists.
+    pub team: Option<TeamInfo>,
+    /// True when the database was unreachable and `allow_requests_on_db_unavailable` let an
+    /// unknown key through: nothing about it is known and no limit applies.
+    pub unverified: bool,
+    spend_base: f64,
+    cell: Arc<SpendCell>,
+}
+
+impl KeyInfo {
+    pub(crate) fn new(
+        record: KeyRecord,
+        team: Option<TeamInfo>,
+        cell: Arc<SpendCell>,
+        flushed_at_load: f64,
+    ) -> Self {
+        KeyInfo {
+            token: record.token,
+            key_name: record.key_name,
+            key_alias: record.key_alias,
+            models: record.models,
+            max_budget: record.max_budget,
+            budget_duration: record.budget_duration,
+            budget_reset_at: record.budget_reset_at,
+            expires: record.expires,
+            rpm_limit: record.rpm_limit,
+            tpm_limit: record.tpm_limit,
+            max_parallel_requests: record.max_parallel_requests,
+            metadata: record.metadata,
+            blocked: record.blocked,
+            user_id: record.user_id,
+            team_id: record.team_id,
+            team,
+            unverified: false,
+            spend_base: record.spend - flushed_at_load,
+            cell,
+        }
+    }
+
+    /// A key let through without a database (see [`KeyInfo::unverified`]).
+    pub(crate) fn unverified(token: String, cell: Arc<SpendCell>) -> Self {
+        let base = -cell.recorded();
+        KeyInfo {
+            token,
+            key_name: None,
+            key_alias: None,
+            models: Vec::new(),
+            max_budget: None,
+            budget_duration: None,
+            budget_reset_at: None,
+            expires: None,
+            rpm_limit: None,
+            tpm_limit: None,
+            max_parallel_requests: None,
+            metadata: Value::Object(Default::default()),
+            blocked: false,
+            user_id: None,
+            team_id: None,
+            team: None,
+            unverified: true,
+            spend_base: base,
+            cell,
+        }
+    }
+
+    /// The key's spend, including this process's spend not yet written to the database
+    /// (the `x-litellm-key-spend` header).
+    pub fn spend(&self) -> f64 {
+        (self.spend_base + self.cell.recorded()).max(0.0)
+    }
+
+    /// The key's own `rpm_limit`, else its team's.
+    pub fn effective_rpm_limit(&self) -> Option<i64> {
+        self.rpm_limit
+            .or_else(|| self.team.as_ref().and_then(|t| t.rpm_limit))
+    }
+
+    /// The key's own `tpm_limit`, else its team's.
+    pub fn effective_tpm_limit(&self) -> Option<i64> {
+        self.tpm_limit
+            .or_else(|| self.team.as_ref().and_then(|t| t.tpm_limit))
+    }
+
+    /// Unknown-to-the-request state: blocked (key or team) is 401 `auth_error`, past
+    /// `expires` is 401 `expired_key`.
+    pub fn check_active(&self, now: NaiveDateTime) -> Result<(), KeyError> {
+        if self.blocked {
+            return Err(KeyError::Auth(
+                "Authentication Error - key is blocked".to_string(),
+            ));
+        }
+        if self.team.as_ref().is_some_and(|t| t.blocked) {
+            return Err(KeyError::Auth(
+                "Authentication Error - the key's team is blocked".to_string(),
+            ));
+        }
+        if let Some(expires) = self.expires
+            && expires <= now
+        {
+            return Err(KeyError::Expired(format!(
+                "Authentication Error - key expired. Key expired at {}",
+                expires.format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the key may use a model group (the public model name). An empty `models`
+    /// allows every model, `*` and `all-proxy-models` too, `prefix/*` allows a family;
+    /// `all-team-models` (or an empty list on a key with a team) defers to the team's list,
+    /// which binds the key as well. 401 `key_model_access_denied` otherwise.
+    pub fn check_model(&self, model_group: &str) -> Result<(), KeyError> {
+        self.check_model_in(model_group, &[])
+    }
+
+    /// [`KeyInfo::check_model`] when the model belongs to access groups
+    /// (`model_info.access_groups`); a key listing one of the groups may use the model.
+    pub fn check_model_in(
+        &self,
+        model_group: &str,
+        access_groups: &[&str],
+    ) -> Result<(), KeyError> {
+        let key_defers = self.models.is_empty() || self.models.iter().any(|m| m == ALL_TEAM_MODELS);
+        if !key_defers && !list_allows(&self.models, model_group, access_groups) {
+            return Err(denied(model_group, &self.models));
+        }
+        if let Some(team) = &self.team
+            && !team.models.is_empty()
+            && !list_allows(&team.models, model_group, access_groups)
+        {
+            return Err(denied(model_group, &team.models));
+        }
+        Ok(())
+    }
+
+    /// 400 `budget_exceeded` when the key's spend (or its team's) is at or over its
+    /// `max_budget`.
+    pub fn check_budget(&self) -> Result<(), KeyError> {
+        if let Some(max) = self.max_budget {
+            let spend = self.spend();
+            if spend >= max {
+                return Err(KeyError::BudgetExceeded(format!(
+                    "Budget has been exceeded! Current cost: {spend}, Max budget: {max}"
+                )));
+            }
+        }
+        if let Some(team) = &self.team
+            && let Some(max) = team.max_budget
+        {
+            let spend = team.spend();
+            if spend >= max {
+                return Err(KeyError::BudgetExceeded(format!(
+                    "Budget has been exceeded! Team={} Current cost: {spend}, Max budget: {max}",
+                    team.team_id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// True when a budget period of the key or its team has ended, so the cached copy must be
+    /// reloaded (which resets the spend).
+    pub(crate) fn budget_reset_due(&self, now: NaiveDateTime) -> bool {
+        // Only a parseable duration can be reset; anything else would reload on every request.
+        let due = |duration: &Option<String>, at: Option<NaiveDateTime>| {
+            duration.as_deref().and_then(parse_duration).is_some() && at.is_some_and(|at| at <= now)
+        };
+        let key_due = due(&self.budget_duration, self.budget_reset_at);
+        let team_due = self
+            .team
+            .as_ref()
+            .is_some_and(|t| due(&t.budget_duration, t.budget_reset_at));
+        key_due || team_due
+    }
+}
+
+fn list_allows(list: &[String], model: &str, access_groups: &[&str]) -> bool {
+    list.iter().any(|entry| {
+        entry == model
+            || ALL_MODELS.contains(&entry.as_str())
+            || access_groups.contains(&entry.as_str())
+            || entry
+                .strip_suffix('*')
+                .is_some_and(|prefix| !prefix.is_empty() && model.starts_with(prefix))
+    })
+}
+
+fn denied(model: &str, allowed: &[String]) -> KeyError {
+    KeyError::ModelDenied(format!(
+        "key not allowed to access model. This key can only access models={allowed:?}. Tried to access {model}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn record(models: &[&str]) -> KeyRecord {
+        KeyRecord {
+            token: "t".into(),
+            key_name: None,
+            key_alias: None,
+            spend: 0.0,
+            max_budget: None,
+            budget_duration: None,
+            budget_reset_at: None,
+            expires: None,
+            models: models.iter().map(|s| s.to_string()).collect(),
+            rpm_limit: None,
+            tpm_limit: None,
+            max_parallel_requests: None,
+            metadata: Value::Null,
+            blocked: false,
+            user_id: None,
+            team_id: None,
+            created_at: None,
+            updated_at: None,
+        }
+    }
+
+    fn info(models: &[&str], team_models: Option<&[&str]>) -> KeyInfo {
+        let team = team_models.map(|m| {
+            let mut t = TeamRecord::new("team");
+            t.models = m.iter().map(|s| s.to_string()).collect();
+            TeamInfo::new(t, Arc::default(), 0.0)
+        });
+        KeyInfo::new(record(models), team, Arc::default(), 0.0)
+    }
+
+    #[test]
+    fn model_lists() {
+        assert!(info(&[], None).check_model("anything").is_ok());
+        assert!(info(&["gpt-4o"], None).check_model("gpt-4o").is_ok());
+        assert!(matches!(
+            info(&["gpt-4o"], None).check_model("gpt-4o-mini"),
+            Err(KeyError::ModelDenied(_))
+        ));
+        assert!(info(&["all-proxy-models"], None).check_model("x").is_ok());
+        assert!(
+            info(&["openai/*"], None)
+                .check_model("openai/gpt-4o")
+                .is_ok()
+        );
+        assert!(
+            info(&["openai/*"], None)
+                .check_model("anthropic/claude")
+                .is_err()
+        );
+        assert!(
+            info(&["no-default-models"], None)
+                .check_model("gpt-4o")
+                .is_err()
+        );
+        assert!(info(&["grp"], None).check_model_in("m", &["grp"]).is_ok());
+    }
+
+    #[test]
+    fn team_models_apply_when_key_list_is_empty_and_bind_always() {
+        assert!(info(&[], Some(&["a"])).check_model("a").is_ok());
+        assert!(info(&[], Some(&["a"])).check_model("b").is_err());
+        assert!(
+            info(&["all-team-models"], Some(&["a"]))
+                .check_model("b")
+                .is_err()
+        );
+        assert!(info(&["b"], Some(&["a"])).check_model("b").is_err());
+        assert!(info(&[], Some(&[])).check_model("b").is_ok());
+    }
+
+    #[test]
+    fn budget_counts_live_spend() {
+        let cell: Arc<SpendCell> = Arc::default();
+        let mut r = record(&[]);
+        r.max_budget = Some(1.0);
+        r.spend = 0.5;
+        let key = KeyInfo::new(r, None, cell, 0.0);
+        assert!(key.check_budget().is_ok());
+        assert_eq!(key.spend(), 0.5);
+    }
+
+    #[test]
+    fn expiry_and_block() {
+        let now = chrono::Utc::now().naive_utc();
+        let mut r = record(&[]);
+        r.expires = Some(now - chrono::Duration::seconds(1));
+        let key = KeyInfo::new(r.clone(), None, Arc::default(), 0.0);
+        assert!(matches!(key.check_active(now), Err(KeyError::Expired(_))));
+        r.expires = None;
+        r.blocked = true;
+        let key = KeyInfo::new(r, None, Arc::default(), 0.0);
+        assert!(matches!(key.check_active(now), Err(KeyError::Auth(_))));
+    }
+}

@@ -1,0 +1,738 @@
+//! `KeyService`: the cached key lookup behind every request, and the `/key/*` operations.
+//!
+//! Lookups go through an in-memory cache with a TTL (LiteLLM's `user_api_key_cache_ttl`), so
+//! a cached key costs no database round trip. A second, TTL-less copy of every key seen keeps
+//! cached keys working through a database outage.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, SubsecRound, Utc};
+use moka::future::Cache;
+use serde_json::{Map, Value, json};
+
+use super::api::{
+    BlockKeyRequest, DeleteKeyRequest, GenerateKeyRequest, ListKeysQuery, UpdateKeyRequest,
+    parse_body,
+};
+use super::duration::parse_duration;
+use super::error::KeyError;
+use super::info::{KeyInfo, TeamInfo};
+use super::store::{KeyRecord, KeyStore};
+use crate::error::ApiError;
+use crate::secret::hash_key;
+use crate::spend::{SpendLedger, SpendRecord, SpendWriter, SpendWriterOptions};
+
+/// Settings of the key service (from `general_settings`).
+#[derive(Debug, Clone)]
+pub struct KeyServiceOptions {
+    /// How long a key lookup is trusted without asking the database
+    /// (`user_api_key_cache_ttl`, default 60 s).
+    pub cache_ttl: Duration,
+    /// Most keys kept in memory.
+    pub cache_capacity: u64,
+    /// Let requests with keys not in the cache through while the database is down
+    /// (`allow_requests_on_db_unavailable`); otherwise they get 503.
+    pub allow_requests_on_db_unavailable: bool,
+    /// Batching of spend writes.
+    pub spend: SpendWriterOptions,
+}
+
+impl Default for KeyServiceOptions {
+    fn default() -> Self {
+        KeyServiceOptions {
+            cache_ttl: Duration::from_secs(60),
+            cache_capacity: 100_000,
+            allow_requests_on_db_unavailable: false,
+            spend: SpendWriterOptions::default(),
+        }
+    }
+}
+
+/// Why a cache fill failed; shared between the callers waiting on the same fill.
+#[derive(Debug)]
+enum LoadError {
+    NotFound,
+    Store(KeyError),
+}
+
+/// Keys: lookup with caching and enforcement, the `/key/*` operations, and spend recording.
+/// Cheap to clone (all clones share one cache and one spend writer).
+#[derive(Clone, Debug)]
+pub struct KeyService {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: KeyStore,
+    options: KeyServiceOptions,
+    fresh: Cache<String, Arc<KeyInfo>>,
+    stale: Cache<String, Arc<KeyInfo>>,
+    ledger: Arc<SpendLedger>,
+    writer: SpendWriter,
+}
+
+/// Now, at the millisecond precision of `timestamp(3)`, so that values kept in memory equal
+/// the ones read back.
+fn now() -> NaiveDateTime {
+    Utc::now().naive_utc().trunc_subsecs(3)
+}
+
+fn timestamp(t: Option<NaiveDateTime>) -> Value {
+    t.map_or(Value::Null, |t| {
+        Value::String(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+    })
+}
+
+fn add(now: NaiveDateTime, duration: Duration) -> Result<NaiveDateTime, KeyError> {
+    chrono::Duration::from_std(duration)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(|| KeyError::invalid("duration too long", "duration"))
+}
+
+/// A key as given by a caller (`sk-...` or the token hash) to its token hash.
+fn token_of(key: &str) -> String {
+    let key = key.trim();
+    if key.starts_with("sk-") {
+        hash_key(key)
+    } else {
+        key.to_ascii_lowercase()
+    }
+}
+
+/// LiteLLM's `key_name`: `sk-...` and the last four characters.
+fn abbreviate(key: &str) -> String {
+    let tail: String = key
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("sk-...{tail}")
+}
+
+/// `sk-` and 32 URL-safe characters (192 bits) from the operating system's CSPRNG.
+fn generate_key() -> Result<String, KeyError> {
+    use rand::TryRng;
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bytes = [0u8; 32];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| KeyError::Unavailable(format!("operating system RNG failed: {e}")))?;
+    // 256 is a multiple of 64, so `b % 64` is uniform.
+    let body: String = bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(b % 64)]))
+        .collect();
+    Ok(format!("sk-{body}"))
+}
+
+fn check_non_negative_f64(value: Option<f64>, field: &str) -> Result<(), KeyError> {
+    match value {
+        Some(v) if !v.is_finite() || v < 0.0 => Err(KeyError::invalid(
+            format!("'{field}' must be a non-negative number"),
+            field,
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_non_negative_i64(value: Option<i64>, field: &str) -> Result<(), KeyError> {
+    match value {
+        Some(v) if v < 0 => Err(KeyError::invalid(
+            format!("'{field}' must be a non-negative integer"),
+            field,
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_models(models: &[String]) -> Result<(), KeyError> {
+    if models.iter().any(|m| m.trim().is_empty()) {
+        return Err(KeyError::invalid(
+            "'models' entries must be non-empty strings",
+            "models",
+        ));
+    }
+    Ok(())
+}
+
+fn parse_field_duration(text: &str, field: &str) -> Result<Duration, KeyError> {
+    parse_duration(text).ok_or_else(|| {
+        KeyError::invalid(
+            format!("'{field}' must be a duration like \"30s\", \"10m\", \"24h\" or \"30d\""),
+            field,
+        )
+    })
+}
+
+/// The LiteLLM-shaped JSON of a key row (without the raw key, which is never stored).
+fn record_json(record: &KeyRecord, spend: f64) -> Map<String, Value> {
+    let value = json!({
+        "token": record.token,
+        "key_name": record.key_name,
+        "key_alias": record.key_alias,
+        "spend": spend,
+        "max_budget": record.max_budget,
+        "budget_duration": record.budget_duration,
+        "budget_reset_at": timestamp(record.budget_reset_at),
+        "expires": timestamp(record.expires),
+        "models": record.models,
+        "rpm_limit": record.rpm_limit,
+        "tpm_limit": record.tpm_limit,
+        "max_parallel_requests": record.max_parallel_requests,
+        "metadata": record.metadata,
+        "blocked": record.blocked,
+        "user_id": record.user_id,
+        "team_id": record.team_id,
+        "created_at": timestamp(record.created_at),
+        "updated_at": timestamp(record.updated_at),
+    });
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+impl KeyService {
+    /// Builds the service and starts its spend writer (needs a tokio runtime).
+    pub fn new(store: KeyStore, options: KeyServiceOptions) -> Self {
+        let ledger = Arc::new(SpendLedger::default());
+        let writer = SpendWriter::start(store.clone(), ledger.clone(), options.spend.clone());
+        let fresh = Cache::builder()
+            .max_capacity(options.cache_capacity)
+            .time_to_live(options.cache_ttl)
+            .build();
+        let stale = Cache::builder()
+            .max_capacity(options.cache_capacity)
+            .build();
+        KeyService {
+            inner: Arc::new(Inner {
+                store,
+                options,
+                fresh,
+                stale,
+                ledger,
+                writer,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &KeyStore {
+        &self.inner.store
+    }
+
+    pub fn options(&self) -> &KeyServiceOptions {
+        &self.inner.options
+    }
+
+    // ----- enforcement -------------------------------------------------------------------
+
+    /// Authenticates a virtual key as presented by a client (`sk-...`): 401 `auth_error` when
+    /// unknown or blocked (key or team), 401 `expired_key` when expired, 503 when the
+    /// database is down and the key is not cached (unless `allow_requests_on_db_unavailable`).
+    /// The caller then runs [`KeyInfo::check_model`] and [`KeyInfo::check_budget`].
+    pub async fn authenticate(&self, raw_key: &str) -> Result<Arc<KeyInfo>, ApiError> {
+        let raw_key = raw_key.trim();
+        if raw_key.is_empty() {
+            return Err(
+                KeyError::Auth("Authentication Error - no API key passed in".into()).into(),
+            );
+        }
+        // Always hash what the client sent: a stored hash presented as a key must not match.
+        let info = self.lookup_token(&hash_key(raw_key)).await?;
+        if !info.unverified {
+            info.check_active(now())?;
+        }
+        Ok(info)
+    }
+
+    /// The key with this token hash, from the cache or the database (with budget resets
+    /// applied). Does not check blocked/expired; [`KeyService::authenticate`] does.
+    pub async fn lookup_token(&self, token: &str) -> Result<Arc<KeyInfo>, KeyError> {
+        let inner = &self.inner;
+        let now = now();
+        if let Some(info) = inner.fresh.get(token).await {
+            if !info.budget_reset_due(now) {
+                return Ok(info);
+            }
+            inner.fresh.invalidate(token).await;
+        }
+        let loaded = inner
+            .fresh
+            .try_get_with(token.to_string(), async {
+                match self.load(token, now).await {
+                    Ok(Some(info)) => Ok(Arc::new(info)),
+                    Ok(None) => Err(LoadError::NotFound),
+                    Err(e) => Err(LoadError::Store(e)),
+                }
+            })
+            .await;
+        match loaded {
+            Ok(info) => {
+                inner.stale.insert(token.to_string(), info.clone()).await;
+                Ok(info)
+            }
+            Err(error) => match &*error {
+                LoadError::NotFound => {
+                    inner.stale.invalidate(token).await;
+                    Err(KeyError::Auth(
+                        "Authentication Error - invalid API key".to_string(),
+                    ))
+                }
+                LoadError::Store(e) => {
+                    if let Some(info) = inner.stale.get(token).await {
+                        // Serve the last known copy, and trust it for another TTL so the
+                        // outage does not cost every request a connection timeout.
+                        tracing::warn!(error = %e, "key store unavailable; using cached key");
+                        inner.fresh.insert(token.to_string(), info.clone()).await;
+                        return Ok(info);
+                    }
+                    if inner.options.allow_requests_on_db_unavailable {
+                        tracing::warn!(error = %e, "key store unavailable; letting key through");
+                        return Ok(Arc::new(KeyInfo::unverified(
+                            token.to_string(),
+                            inner.ledger.key_cell(token),
+                        )));
+                    }
+                    Err(KeyError::Unavailable(e.to_string()))
+                }
+            },
+        }
+    }
+
+    /// Drops a key from the cache of this instance (other instances follow within the TTL).
+    pub async fn invalidate(&self, token: &str) {
+        self.inner.fresh.invalidate(token).await;
+        self.inner.stale.invalidate(token).await;
+    }
+
+    /// Reads a key and its team, starting a new budget period where one is due.
+    async fn load(&self, token: &str, now: NaiveDateTime) -> Result<Option<KeyInfo>, KeyError> {
+        let store = &self.inner.store;
+        let cell = self.inner.ledger.key_cell(token);
+        // Read `flushed` before the row: see `SpendCell` for why this order never undercounts.
+        let mut flushed = cell.flushed();
+        let Some(mut record) = store.get_key(token).await? else {
+            return Ok(None);
+        };
+        if let Some(period) = record.budget_duration.as_deref().and_then(parse_duration) {
+            let due = record.budget_reset_at.is_none_or(|at| at <= now);
+            if due {
+                let next = add(now, period)?;
+                // No reset time yet (a key made by another tool): start the period now,
+                // without touching spend.
+                let zero_spend = record.budget_reset_at.is_some();
+                store
+                    .reset_key_budget(token, record.budget_reset_at, next, zero_spend)
+                    .await?;
+                flushed = cell.flushed();
+                match store.get_key(token).await? {
+                    Some(again) => record = again,
+                    None => return Ok(None),
+                }
+            }
+        }
+        let team = match record.team_id.as_deref() {
+            Some(team_id) => self.load_team(team_id, now).await?,
+            None => None,
+        };
+        Ok(Some(KeyInfo::new(record, team, cell, flushed)))
+    }
+
+    async fn load_team(
+        &self,
+        team_id: &str,
+        now: NaiveDateTime,
+    ) -> Result<Option<TeamInfo>, KeyError> {
+        let store = &self.inner.store;
+        let cell = self.inner.ledger.team_cell(team_id);
+        let mut flushed = cell.flushed();
+        let Some(mut team) = store.get_team(team_id).await? else {
+            return Ok(None);
+        };
+        if let Some(period) = team.budget_duration.as_deref().and_then(parse_duration)
+            && team.budget_reset_at.is_none_or(|at| at <= now)
+        {
+            let next = add(now, period)?;
+            let zero_spend = team.budget_reset_at.is_some();
+            store
+                .reset_team_budget(team_id, team.budget_reset_at, next, zero_spend)
+                .await?;
+            flushed = cell.flushed();
+            match store.get_team(team_id).await? {
+                Some(again) => team = again,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(TeamInfo::new(team, cell, flushed)))
+    }
+
+    // ----- spend ---------------------------------------------------------------------------
+
+    /// Records a request's spend (non-blocking); cached keys see it at once.
+    pub fn record_spend(&self, record: SpendRecord) {
+        self.inner.writer.record(record);
+    }
+
+    pub fn spend_writer(&self) -> &SpendWriter {
+        &self.inner.writer
+    }
+
+    /// Waits until all spend recorded so far is in the database (graceful shutdown; wrap in
+    /// a timeout, since during an outage it waits for the database).
+    pub async fn flush_spend(&self) -> Result<(), KeyError> {
+        self.inner.writer.flush().await
+    }
+
+    /// A key's spend including what this process has not written yet.
+    fn live_spend(&self, record: &KeyRecord) -> f64 {
+        let cell = self.inner.ledger.key_cell(&record.token);
+        record.spend + (cell.recorded() - cell.flushed()).max(0.0)
+    }
+
+    // ----- /key/* operations ---------------------------------------------------------------
+
+    /// `POST /key/generate`.
+    pub async fn generate(&self, body: Value) -> Result<Value, ApiError> {
+        let request: GenerateKeyRequest = parse_body(body)?;
+        Ok(self.generate_key(request).await?)
+    }
+
+    /// [`KeyService::generate`] with a parsed body.
+    pub async fn generate_key(&self, request: GenerateKeyRequest) -> Result<Value, KeyError> {
+        let now = now();
+        let raw_key = match request.key {
+            Some(key) => {
+                let key = key.trim().to_string();
+                if !key.starts_with("sk-") || key.len() < 4 || key.chars().any(char::is_whitespace)
+                {
+                    return Err(KeyError::invalid(
+                        "'key' must start with 'sk-' and contain no whitespace",
+                        "key",
+                    ));
+                }
+                key
+            }
+            None => generate_key()?,
+        };
+        let models = request.models.unwrap_or_default();
+        check_models(&models)?;
+        check_non_negative_f64(request.max_budget, "max_budget")?;
+        check_non_negative_f64(request.spend, "spend")?;
+        check_non_negative_i64(request.rpm_limit, "rpm_limit")?;
+        check_non_negative_i64(request.tpm_limit, "tpm_limit")?;
+        check_non_negative_i64(
+            request.max_parallel_requests.map(i64::from),
+            "max_parallel_requests",
+        )?;
+        let expires = match request.duration.as_deref() {
+            None | Some("-1") => None,
+            Some(text) => Some(add(now, parse_field_duration(text, "duration")?)?),
+        };
+        let budget_reset_at = match request.budget_duration.as_deref() {
+            None => None,
+            Some(text) => Some(add(now, parse_field_duration(text, "budget_duration")?)?),
+        };
+        if let Some(alias) = &request.key_alias {
+            self.check_alias_free(alias, None).await?;
+        }
+        let record = KeyRecord {
+            token: hash_key(&raw_key),
+            key_name: Some(abbreviate(&raw_key)),
+            key_alias: request.key_alias,
+            spend: request.spend.unwrap_or(0.0),
+            max_budget: request.max_budget,
+            budget_duration: request.budget_duration,
+            budget_reset_at,
+            expires,
+            models,
+            rpm_limit: request.rpm_limit,
+            tpm_limit: request.tpm_limit,
+            max_parallel_requests: request.max_parallel_requests,
+            metadata: Value::Object(request.metadata.unwrap_or_default()),
+            blocked: request.blocked.unwrap_or(false),
+            user_id: request.user_id,
+            team_id: request.team_id,
+            created_at: Some(now),
+            updated_at: Some(now),
+        };
+        if !self.inner.store.insert_key(&record).await? {
+            return Err(KeyError::invalid("this key already exists", "key"));
+        }
+        // A lookup of this token may have failed just before (negative results are not
+        // cached, but a stale copy of an older key with the same token could be).
+        self.invalidate(&record.token).await;
+        let mut response = record_json(&record, record.spend);
+        response.insert("key".into(), Value::String(raw_key));
+        response.insert("token_id".into(), Value::String(record.token.clone()));
+        Ok(Value::Object(response))
+    }
+
+    async fn check_alias_free(&self, alias: &str, own_token: Option<&str>) -> Result<(), KeyError> {
+        let holders = self.inner.store.tokens_by_alias(alias).await?;
+        if holders.iter().any(|t| Some(t.as_str()) != own_token) {
+            return Err(KeyError::invalid(
+                format!("a key with key_alias '{alias}' already exists"),
+                "key_alias",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `POST /key/update`.
+    pub async fn update(&self, body: Value) -> Result<Value, ApiError> {
+        let request: UpdateKeyRequest = parse_body(body)?;
+        Ok(self.update_key(request).await?)
+    }
+
+    /// [`KeyService::update`] with a parsed body.
+    pub async fn update_key(&self, request: UpdateKeyRequest) -> Result<Value, KeyError> {
+        let now = now();
+        let token = token_of(&request.key);
+        let mut record = self
+            .inner
+            .store
+            .get_key(&token)
+            .await?
+            .ok_or_else(|| KeyError::NotFound("key not found".to_string()))?;
+        if let Some(models) = request.models {
+            let models = models.unwrap_or_default();
+            check_models(&models)?;
+            record.models = models;
+        }
+        if let Some(duration) = request.duration {
+            record.expires = match duration.as_deref() {
+                None | Some("-1") => None,
+                Some(text) => Some(add(now, parse_field_duration(text, "duration")?)?),
+            };
+        }
+        if let Some(alias) = request.key_alias {
+            if let Some(alias) = &alias {
+                self.check_alias_free(alias, Some(&token)).await?;
+            }
+            record.key_alias = alias;
+        }
+        if let Some(max_budget) = request.max_budget {
+            check_non_negative_f64(max_budget, "max_budget")?;
+            record.max_budget = max_budget;
+        }
+        if let Some(budget_duration) = request.budget_duration {
+            record.budget_reset_at = match budget_duration.as_deref() {
+                None => None,
+                Some(text) => Some(add(now, parse_field_duration(text, "budget_duration")?)?),
+            };
+            record.budget_duration = budget_duration;
+        }
+        if let Some(rpm) = request.rpm_limit {
+            check_non_negative_i64(rpm, "rpm_limit")?;
+            record.rpm_limit = rpm;
+        }
+        if let Some(tpm) = request.tpm_limit {
+            check_non_negative_i64(tpm, "tpm_limit")?;
+            record.tpm_limit = tpm;
+        }
+        if let Some(parallel) = request.max_parallel_requests {
+            check_non_negative_i64(parallel.map(i64::from), "max_parallel_requests")?;
+            record.max_parallel_requests = parallel;
+        }
+        if let Some(metadata) = request.metadata {
+            record.metadata = Value::Object(metadata.unwrap_or_default());
+        }
+        if let Some(user_id) = request.user_id {
+            record.user_id = user_id;
+        }
+        if let Some(team_id) = request.team_id {
+            record.team_id = team_id;
+        }
+        if let Some(blocked) = request.blocked {
+            record.blocked = blocked;
+        }
+        check_non_negative_f64(request.spend, "spend")?;
+        record.updated_at = Some(now);
+        if !self.inner.store.update_key(&record).await? {
+            return Err(KeyError::NotFound("key not found".to_string()));
+        }
+        if let Some(spend) = request.spend {
+            self.inner.store.set_key_spend(&token, spend).await?;
+        }
+        self.invalidate(&token).await;
+        let record = self
+            .inner
+            .store
+            .get_key(&token)
+            .await?
+            .ok_or_else(|| KeyError::NotFound("key not found".to_string()))?;
+        let mut response = record_json(&record, self.live_spend(&record));
+        response.insert("key".into(), Value::String(token));
+        Ok(Value::Object(response))
+    }
+
+    /// `POST /key/delete`.
+    pub async fn delete(&self, body: Value) -> Result<Value, ApiError> {
+        let request: DeleteKeyRequest = parse_body(body)?;
+        Ok(self.delete_keys(request).await?)
+    }
+
+    /// [`KeyService::delete`] with a parsed body. All or nothing: 404 when any key or alias
+    /// named does not exist.
+    pub async fn delete_keys(&self, request: DeleteKeyRequest) -> Result<Value, KeyError> {
+        let store = &self.inner.store;
+        let (named, tokens) = match (request.keys, request.key_aliases) {
+            (Some(keys), _) if !keys.is_empty() => {
+                let tokens: Vec<String> = keys.iter().map(|k| token_of(k)).collect();
+                for token in &tokens {
+                    if store.get_key(token).await?.is_none() {
+                        return Err(KeyError::NotFound(
+                            "key not found (nothing was deleted)".to_string(),
+                        ));
+                    }
+                }
+                (keys, tokens)
+            }
+            (_, Some(aliases)) if !aliases.is_empty() => {
+                let mut tokens = Vec::new();
+                for alias in &aliases {
+                    let found = store.tokens_by_alias(alias).await?;
+                    if found.is_empty() {
+                        return Err(KeyError::NotFound(format!(
+                            "no key with key_alias '{alias}' (nothing was deleted)"
+                        )));
+                    }
+                    tokens.extend(found);
+                }
+                (aliases, tokens)
+            }
+            _ => {
+                return Err(KeyError::invalid(
+                    "'keys' or 'key_aliases' must be a non-empty list",
+                    "keys",
+                ));
+            }
+        };
+        store.delete_keys(&tokens).await?;
+        for token in &tokens {
+            self.invalidate(token).await;
+        }
+        Ok(json!({ "deleted_keys": named }))
+    }
+
+    /// `GET /key/info?key=...` (`key` as `sk-...` or its hash).
+    pub async fn info(&self, key: &str) -> Result<Value, ApiError> {
+        if key.trim().is_empty() {
+            return Err(KeyError::invalid("'key' is required", "key").into());
+        }
+        let token = token_of(key);
+        let record = self
+            .inner
+            .store
+            .get_key(&token)
+            .await?
+            .ok_or_else(|| KeyError::NotFound("key not found".to_string()))?;
+        let mut info = record_json(&record, self.live_spend(&record));
+        info.remove("token");
+        Ok(json!({ "key": token, "info": info }))
+    }
+
+    /// `GET /key/list`.
+    pub async fn list(&self, query: &ListKeysQuery) -> Result<Value, ApiError> {
+        let page = query.page.unwrap_or(1);
+        if page == 0 {
+            return Err(KeyError::invalid("'page' starts at 1", "page").into());
+        }
+        let size = query.size.unwrap_or(10);
+        if size == 0 || size > 100 {
+            return Err(KeyError::invalid("'size' must be between 1 and 100", "size").into());
+        }
+        let (records, total) = self
+            .inner
+            .store
+            .list_keys(
+                query.user_id.as_deref(),
+                query.team_id.as_deref(),
+                query.key_alias.as_deref(),
+                i64::from(size),
+                i64::from(page - 1) * i64::from(size),
+            )
+            .await?;
+        let keys: Vec<Value> = if query.return_full_object.unwrap_or(false) {
+            records
+                .iter()
+                .map(|r| Value::Object(record_json(r, self.live_spend(r))))
+                .collect()
+        } else {
+            records
+                .into_iter()
+                .map(|r| Value::String(r.token))
+                .collect()
+        };
+        let size = i64::from(size);
+        Ok(json!({
+            "keys": keys,
+            "total_count": total,
+            "current_page": page,
+            "total_pages": (total + size - 1) / size,
+        }))
+    }
+
+    /// `POST /key/block`.
+    pub async fn block(&self, body: Value) -> Result<Value, ApiError> {
+        let request: BlockKeyRequest = parse_body(body)?;
+        Ok(self.set_blocked(&request.key, true).await?)
+    }
+
+    /// `POST /key/unblock`.
+    pub async fn unblock(&self, body: Value) -> Result<Value, ApiError> {
+        let request: BlockKeyRequest = parse_body(body)?;
+        Ok(self.set_blocked(&request.key, false).await?)
+    }
+
+    /// Blocks or unblocks a key (`sk-...` or hash); returns the key row.
+    pub async fn set_blocked(&self, key: &str, blocked: bool) -> Result<Value, KeyError> {
+        let token = token_of(key);
+        let store = &self.inner.store;
+        if !store.set_blocked(&token, blocked, now()).await? {
+            return Err(KeyError::NotFound("key not found".to_string()));
+        }
+        self.invalidate(&token).await;
+        let record = store
+            .get_key(&token)
+            .await?
+            .ok_or_else(|| KeyError::NotFound("key not found".to_string()))?;
+        Ok(Value::Object(record_json(
+            &record,
+            self.live_spend(&record),
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn generated_keys_are_long_urlsafe_and_distinct() {
+        let a = generate_key().unwrap();
+        let b = generate_key().unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with("sk-"));
+        assert!(a.len() >= 3 + 22);
+        assert!(
+            a[3..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+    }
+
+    #[test]
+    fn key_names_and_tokens() {
+        assert_eq!(abbreviate("sk-1234567890abcd"), "sk-...abcd");
+        assert_eq!(token_of("sk-1234"), hash_key("sk-1234"));
+        assert_eq!(token_of("ABCDEF"), "abcdef");
+    }
+}
