@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::cli::ServeArgs;
 use crate::config::{ConfigError, EnvSource, GatewayConfig};
+use crate::keys::{KeyError, KeyService, KeyServiceOptions, KeyStore};
 use crate::server::{self, state::AppState};
 
 /// Why the gateway could not start; printed in plain words by `main`.
@@ -97,8 +98,28 @@ pub async fn serve(
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     spawn_signal_handlers(state.clone(), source, shutdown_tx)?;
 
-    state.set_ready();
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let migrate = migrations_enabled(args.no_migrate, env);
+    let config = state.runtime().config.clone();
+    // Readiness waits for the key store; the process itself serves (liveliness) meanwhile.
+    let ready_state = state.clone();
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(500);
+        loop {
+            match connect_keys(&config, migrate).await {
+                Ok(keys) => {
+                    tracing::info!(backend = keys.store().backend_name(), "key store ready");
+                    ready_state.set_keys(keys);
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_s = delay.as_secs_f64(), "key store not available yet");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    });
     tracing::info!(address = %local, tls = args.ssl_certfile_path.is_some(), "HX Gateway listening");
 
     let grace = Duration::from_secs_f64(args.graceful_timeout.max(0.0));
@@ -123,8 +144,59 @@ pub async fn serve(
         }
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    if let Some(keys) = state.keys() {
+        match tokio::time::timeout(SPEND_FLUSH_TIMEOUT, keys.flush_spend()).await {
+            Ok(Ok(())) => tracing::info!("pending spend written"),
+            Ok(Err(e)) => tracing::error!(error = %e, "pending spend could not be written"),
+            Err(_) => tracing::error!("pending spend not written within the flush timeout"),
+        }
+    }
     tracing::info!("HX Gateway stopped");
     Ok(())
+}
+
+/// How long shutdown waits for pending spend to reach the database.
+const SPEND_FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Migrations run at start unless `--no-migrate`, `USE_PRISMA_MIGRATE=0` or
+/// `DISABLE_SCHEMA_UPDATE=true` (LiteLLM's switches).
+pub fn migrations_enabled(no_migrate: bool, env: &dyn EnvSource) -> bool {
+    let off = |name: &str, values: &[&str]| {
+        env.var(name)
+            .is_some_and(|v| values.contains(&v.trim().to_ascii_lowercase().as_str()))
+    };
+    !(no_migrate
+        || off("USE_PRISMA_MIGRATE", &["0", "false", "no"])
+        || off("DISABLE_SCHEMA_UPDATE", &["1", "true", "yes"]))
+}
+
+/// Opens the key store the config names (Postgres, else SQLite under `HX_DATA_DIR`).
+pub async fn connect_keys(config: &GatewayConfig, migrate: bool) -> Result<KeyService, KeyError> {
+    let url = config.database_url.as_ref().map(|u| u.expose().to_string());
+    let store = KeyStore::connect(url.as_deref(), &config.data_dir, migrate).await?;
+    let options = KeyServiceOptions {
+        cache_ttl: config.key_cache_ttl,
+        allow_requests_on_db_unavailable: config.allow_requests_on_db_unavailable,
+        ..KeyServiceOptions::default()
+    };
+    Ok(KeyService::new(store, options))
+}
+
+/// `hx-gateway migrate`: applies the migrations and reports.
+pub async fn migrate_only(
+    source: &ConfigSource,
+    env: &dyn EnvSource,
+) -> Result<String, StartError> {
+    let config = source.load(env)?;
+    let url = config.database_url.as_ref().map(|u| u.expose().to_string());
+    let store = KeyStore::connect(url.as_deref(), &config.data_dir, false)
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    Ok(format!("migrations applied ({})", store.backend_name()))
 }
 
 async fn serve_plain(

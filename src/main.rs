@@ -82,10 +82,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Some(Command::Migrate) => {
-            eprintln!("error: migrate is not available in this build yet");
-            ExitCode::FAILURE
-        }
+        Some(Command::Migrate) => match runtime.block_on(lifecycle::migrate_only(&source, &env)) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Smoke(_)) | Some(Command::Rag(_)) => {
             eprintln!("error: this command is not available in this build yet");
             ExitCode::FAILURE

@@ -5,17 +5,21 @@ use std::time::Instant;
 
 use axum::http::{HeaderName, HeaderValue};
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 
 use super::{LlmRequest, MODEL_GROUP, OVERHEAD, Reply, ReplyBody, header_value};
 use crate::cache::{CachePlan, CachedResponse, ResponseCache};
 use crate::config::Deployment;
 use crate::error::ApiError;
+use crate::keys::KeyService;
 use crate::limits::Admission;
 use crate::providers::{Endpoint, Usage};
 use crate::server::auth::Caller;
+use crate::spend::{self, ModelPrices, SpendRecord};
 
 const RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
 const CACHE_KEY: HeaderName = HeaderName::from_static("x-litellm-cache-key");
+const KEY_SPEND: HeaderName = HeaderName::from_static("x-litellm-key-spend");
 const CACHE_HIT: HeaderName = HeaderName::from_static("x-litellm-cache-hit");
 
 /// The work left once the upstream answered.
@@ -27,16 +31,95 @@ pub struct Finish {
     pub cache: Option<(ResponseCache, CachePlan)>,
     /// Tokens reserved before the call; the prompt part stands in for missing usage.
     pub estimate: u64,
+    /// Where spend goes (absent for unauthenticated use).
+    pub spend: Option<SpendSink>,
+}
+
+/// Who pays for a request, and where the record is written.
+pub struct SpendSink {
+    pub keys: KeyService,
+    /// The key's token hash (the master key's hash for master-key calls).
+    pub api_key: String,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub end_user: Option<String>,
+    pub start_time: DateTime<Utc>,
+}
+
+impl SpendSink {
+    /// The sink for a caller, when there is a key store.
+    pub fn for_caller(
+        caller: &Caller,
+        keys: Option<&KeyService>,
+        master_hash: Option<&str>,
+        body: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<Self> {
+        let keys = keys?.clone();
+        let (api_key, user_id, team_id) = match caller {
+            Caller::Key(key) => (key.token.clone(), key.user_id.clone(), key.team_id.clone()),
+            Caller::Master => (master_hash?.to_string(), None, None),
+            Caller::Anonymous => return None,
+        };
+        Some(SpendSink {
+            keys,
+            api_key,
+            user_id,
+            team_id,
+            end_user: body
+                .get("user")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+            start_time: Utc::now(),
+        })
+    }
+
+    fn record(
+        self,
+        call_type: &str,
+        model_group: &str,
+        deployment: Option<&Deployment>,
+        usage: &Usage,
+        cost: f64,
+        cache_hit: bool,
+    ) {
+        let mut record = SpendRecord::new(self.api_key, model_group, cost);
+        record.call_type = call_type.to_string();
+        record.prompt_tokens = usage.prompt_tokens;
+        record.completion_tokens = usage.completion_tokens;
+        record.start_time = self.start_time;
+        record.end_time = Utc::now();
+        if let Some(d) = deployment {
+            record.model = d.model.clone();
+            record.custom_llm_provider = d.provider.name().to_string();
+            record.api_base = d
+                .api_base
+                .clone()
+                .map(|b| crate::secret::redact_url(&b))
+                .unwrap_or_default();
+        }
+        record.user_id = self.user_id;
+        record.team_id = self.team_id;
+        record.end_user = self.end_user;
+        record.cache_hit = cache_hit;
+        record.status = "success".to_string();
+        self.keys.record_spend(record);
+    }
 }
 
 /// What the request cost, for the response headers.
 pub struct Outcome {
     pub cost: f64,
+    /// The key's spend including this request.
+    pub key_spend: Option<f64>,
 }
 
 impl Outcome {
     pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
-        vec![(RESPONSE_COST, header_value(&self.cost.to_string()))]
+        let mut out = vec![(RESPONSE_COST, header_value(&self.cost.to_string()))];
+        if let Some(spend) = self.key_spend {
+            out.push((KEY_SPEND, header_value(&spend.to_string())));
+        }
+        out
     }
 }
 
@@ -55,17 +138,40 @@ impl Finish {
             completion_tokens: 0,
             total_tokens: self.estimate,
         });
-        let cost = cost_of(deployment, &usage);
+        let prices = ModelPrices {
+            input_cost_per_token: deployment.input_cost_per_token,
+            output_cost_per_token: deployment.output_cost_per_token,
+        };
+        let priced_as = deployment
+            .base_model
+            .as_deref()
+            .unwrap_or(&deployment.model);
+        let cost = spend::cost(
+            priced_as,
+            Some(&prices),
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        );
         crate::proxy::record_usage(model_group, Some(usage));
-        metrics::counter!("hx_requests_by_endpoint_total", "endpoint" => self.endpoint.call_type())
-            .increment(1);
         let Finish {
-            caller: _,
-            endpoint: _,
+            caller,
+            endpoint,
             mut admission,
             cache,
             estimate: _,
+            spend,
         } = self;
+        if let Some(sink) = spend {
+            sink.record(
+                endpoint.call_type(),
+                model_group,
+                Some(deployment),
+                &usage,
+                cost,
+                false,
+            );
+        }
+        let key_spend = caller.key().map(|k| k.spend());
         let body = body.cloned();
         tokio::spawn(async move {
             admission.settle(usage.total_tokens).await;
@@ -74,25 +180,30 @@ impl Finish {
                 cache.store(&plan, body).await;
             }
         });
-        Outcome { cost }
+        Outcome { cost, key_spend }
     }
-}
-
-/// Cost of a call: the deployment's `model_info` prices per token.
-fn cost_of(deployment: &Deployment, usage: &Usage) -> f64 {
-    deployment.input_cost_per_token.unwrap_or(0.0) * usage.prompt_tokens as f64
-        + deployment.output_cost_per_token.unwrap_or(0.0) * usage.completion_tokens as f64
 }
 
 /// The answer to a request served from the cache: no upstream call, no spend.
 pub fn cached_reply(
-    _caller: &Caller,
     request: &LlmRequest,
     plan: &CachePlan,
     hit: CachedResponse,
     started: Instant,
+    spend: Option<SpendSink>,
 ) -> Result<Reply, ApiError> {
     metrics::counter!("hx_cache_hits_total", "model_group" => request.model.clone()).increment(1);
+    if let Some(sink) = spend {
+        let usage = crate::providers::usage_of(&hit.body).unwrap_or_default();
+        sink.record(
+            request.endpoint.call_type(),
+            &request.model,
+            None,
+            &usage,
+            0.0,
+            true,
+        );
+    }
     let mut headers = vec![
         (CACHE_KEY, header_value(&plan.key)),
         (CACHE_HIT, HeaderValue::from_static("True")),

@@ -188,11 +188,17 @@ pub async fn handle(
     for field in GATEWAY_FIELDS {
         request.body.remove(*field);
     }
+    let spend = accounting::SpendSink::for_caller(
+        caller,
+        state.keys(),
+        runtime.master_key_hash.as_deref(),
+        &request.body,
+    );
     if let (Some(cache), Some(plan)) = (&state.cache, &cache_plan)
         && plan.read
         && let Some(hit) = cache.lookup(plan).await
     {
-        return accounting::cached_reply(caller, &request, plan, hit, started);
+        return accounting::cached_reply(&request, plan, hit, started, spend);
     }
 
     let estimate = estimate_tokens(&request.body);
@@ -230,6 +236,7 @@ pub async fn handle(
         admission,
         cache: state.cache.clone().zip(cache_plan.filter(|p| p.write)),
         estimate,
+        spend,
     };
     Ok(reply(routed, request.include_usage, started, finish))
 }

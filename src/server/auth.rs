@@ -11,6 +11,7 @@ use axum::http::request::Parts;
 use super::state::AppState;
 use crate::config::GatewayConfig;
 use crate::error::{ApiError, ErrorKind};
+use crate::keys::KeyInfo;
 use crate::limits::{LimitRequest, LimitScope};
 
 /// An authenticated caller of the LLM and RAG routes.
@@ -20,14 +21,18 @@ pub enum Caller {
     Master,
     /// No master key configured and `--allow-unauthenticated` given.
     Anonymous,
+    /// A virtual key from the key store.
+    Key(Arc<KeyInfo>),
 }
 
 impl Caller {
     /// Whether the caller may use a model group. Checked before the model's existence, so a
     /// key cannot probe which names exist.
-    pub fn check_model(&self, _model: &str) -> Result<(), ApiError> {
+    pub fn check_model(&self, model: &str) -> Result<(), ApiError> {
         match self {
             Caller::Master | Caller::Anonymous => Ok(()),
+            Caller::Key(key) if key.unverified => Ok(()),
+            Caller::Key(key) => key.check_model(model).map_err(ApiError::from),
         }
     }
 
@@ -35,6 +40,7 @@ impl Caller {
     pub fn check_budget(&self) -> Result<(), ApiError> {
         match self {
             Caller::Master | Caller::Anonymous => Ok(()),
+            Caller::Key(key) => key.check_budget().map_err(ApiError::from),
         }
     }
 
@@ -45,6 +51,27 @@ impl Caller {
         estimated_tokens: u64,
     ) -> Vec<LimitRequest> {
         let mut out = Vec::new();
+        if let Caller::Key(key) = self
+            && !key.unverified
+        {
+            let limit = |v: Option<i64>| v.and_then(|n| u64::try_from(n).ok());
+            out.push(
+                LimitRequest::new(LimitScope::Key(key.token.clone()))
+                    .rpm(limit(key.rpm_limit))
+                    .tpm(limit(key.tpm_limit))
+                    .max_parallel(limit(key.max_parallel_requests.map(i64::from)))
+                    .estimated_tokens(estimated_tokens),
+            );
+            if let (Some(team_id), Some(team)) = (&key.team_id, &key.team) {
+                out.push(
+                    LimitRequest::new(LimitScope::Team(team_id.clone()))
+                        .rpm(limit(team.rpm_limit))
+                        .tpm(limit(team.tpm_limit))
+                        .max_parallel(limit(team.max_parallel_requests.map(i64::from)))
+                        .estimated_tokens(estimated_tokens),
+                );
+            }
+        }
         if let Some(max) = config.general.global_max_parallel_requests {
             out.push(
                 LimitRequest::new(LimitScope::Global)
@@ -60,6 +87,19 @@ impl Caller {
         match self {
             Caller::Master => "master",
             Caller::Anonymous => "anonymous",
+            Caller::Key(key) => key
+                .key_alias
+                .as_deref()
+                .or(key.key_name.as_deref())
+                .unwrap_or("key"),
+        }
+    }
+
+    /// The virtual key, when the caller is one.
+    pub fn key(&self) -> Option<&Arc<KeyInfo>> {
+        match self {
+            Caller::Key(key) => Some(key),
+            _ => None,
         }
     }
 }
@@ -104,7 +144,13 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
     if master.is_none() && state.allow_unauthenticated {
         return Ok(Caller::Anonymous);
     }
-    Err(ApiError::new(ErrorKind::Auth, "Invalid API key."))
+    match state.keys() {
+        Some(keys) => keys.authenticate(key).await.map(Caller::Key),
+        None => Err(ApiError::new(
+            ErrorKind::Unavailable,
+            "The key store is not available yet; try again shortly.",
+        )),
+    }
 }
 
 impl FromRequestParts<Arc<AppState>> for Caller {
@@ -131,6 +177,7 @@ impl FromRequestParts<Arc<AppState>> for MasterKey {
     ) -> Result<Self, Self::Rejection> {
         match authenticate(state, &parts.headers).await? {
             Caller::Master | Caller::Anonymous => Ok(MasterKey),
+            Caller::Key(_) => Err(ApiError::auth("This route needs the master key.")),
         }
     }
 }

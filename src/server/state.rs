@@ -1,13 +1,14 @@
 //! What every handler shares: the current runtime (config and router, swapped on reload) and
 //! the long-lived services that survive a reload.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 
 use crate::cache::{CacheSettings, ResponseCache};
 use crate::config::GatewayConfig;
+use crate::keys::KeyService;
 use crate::limits::{LimiterOptions, RateLimiter};
 
 /// A service the gateway could not set up at start.
@@ -20,6 +21,8 @@ use crate::router::Router;
 pub struct Runtime {
     pub config: Arc<GatewayConfig>,
     pub router: Router,
+    /// Hash of the master key: the `api_key` of spend records for master-key calls.
+    pub master_key_hash: Option<String>,
 }
 
 impl Runtime {
@@ -29,6 +32,10 @@ impl Runtime {
             tracing::warn!(model_name = %d.model_name, index = d.index, reason = %d.reason, "deployment disabled");
         }
         Runtime {
+            master_key_hash: config
+                .master_key
+                .as_ref()
+                .map(|k| crate::secret::hash_key(k.expose())),
             config: Arc::new(config),
             router,
         }
@@ -43,6 +50,8 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// The response cache, when `litellm_settings.cache` is on (settings read at start).
     pub cache: Option<ResponseCache>,
+    /// Virtual keys and spend; set once the key store has answered (readiness waits for it).
+    keys: OnceLock<KeyService>,
     ready: AtomicBool,
     pub allow_unauthenticated: bool,
 }
@@ -80,6 +89,7 @@ impl AppState {
             http,
             limiter,
             cache,
+            keys: OnceLock::new(),
             ready: AtomicBool::new(false),
             allow_unauthenticated,
         }))
@@ -94,6 +104,17 @@ impl AppState {
     pub fn replace_runtime(&self, config: GatewayConfig) {
         let runtime = Runtime::new(config, &self.http);
         self.runtime.store(Arc::new(runtime));
+    }
+
+    /// The key service, once the key store has answered.
+    pub fn keys(&self) -> Option<&KeyService> {
+        self.keys.get()
+    }
+
+    /// Installs the key service and marks the gateway ready.
+    pub fn set_keys(&self, keys: KeyService) {
+        let _ = self.keys.set(keys);
+        self.set_ready();
     }
 
     pub fn is_ready(&self) -> bool {

@@ -25,6 +25,7 @@ pub struct TestGateway {
     pub state: Arc<AppState>,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
+    _data_dir: tempfile::TempDir,
 }
 
 impl TestGateway {
@@ -40,10 +41,17 @@ impl TestGateway {
         } else {
             format!("{yaml}\ngeneral_settings:\n  master_key: {MASTER}\n")
         };
+        let data_dir = tempfile::tempdir().expect("data dir");
+        let mut env = env;
+        env.entry("HX_DATA_DIR".to_string())
+            .or_insert_with(|| data_dir.path().display().to_string());
         let config = GatewayConfig::from_yaml_str(&yaml, &env).expect("config loads");
+        let keys = hx_gateway::lifecycle::connect_keys(&config, true)
+            .await
+            .expect("key store");
         let http = server::state::upstream_client().expect("http client");
         let state = AppState::new(config, http, false).expect("state");
-        state.set_ready();
+        state.set_keys(keys);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
@@ -59,6 +67,7 @@ impl TestGateway {
             state,
             client: reqwest::Client::new(),
             shutdown: Some(tx),
+            _data_dir: data_dir,
         }
     }
 

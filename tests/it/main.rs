@@ -5,6 +5,7 @@
 mod cache;
 mod common;
 mod core;
+mod gateway_keys;
 mod keys;
 mod limits;
 mod pipeline;

@@ -1,5 +1,6 @@
 //! The HTTP routes, grouped by area. Handlers extract, validate and call; nothing more.
 
 pub mod health;
+pub mod keys;
 pub mod llm;
 pub mod models;

@@ -1,0 +1,110 @@
+//! `/key/*`: LiteLLM's key management routes. Master key only, except a key reading its own
+//! `/key/info`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{ApiError, ErrorKind};
+use crate::keys::{KeyService, ListKeysQuery};
+use crate::secret::{constant_time_eq, hash_key};
+use crate::server::auth::{Caller, MasterKey};
+use crate::server::extract::JsonObject;
+use crate::server::state::AppState;
+
+fn keys(state: &AppState) -> Result<&KeyService, ApiError> {
+    state.keys().ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::Unavailable,
+            "The key store is not available yet; try again shortly.",
+        )
+    })
+}
+
+pub async fn generate(
+    State(state): State<Arc<AppState>>,
+    _: MasterKey,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    keys(&state)?.generate(Value::Object(body)).await.map(Json)
+}
+
+pub async fn update(
+    State(state): State<Arc<AppState>>,
+    _: MasterKey,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    keys(&state)?.update(Value::Object(body)).await.map(Json)
+}
+
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    _: MasterKey,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    keys(&state)?.delete(Value::Object(body)).await.map(Json)
+}
+
+pub async fn block(
+    State(state): State<Arc<AppState>>,
+    _: MasterKey,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    keys(&state)?.block(Value::Object(body)).await.map(Json)
+}
+
+pub async fn unblock(
+    State(state): State<Arc<AppState>>,
+    _: MasterKey,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    keys(&state)?.unblock(Value::Object(body)).await.map(Json)
+}
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    _: MasterKey,
+    Query(query): Query<ListKeysQuery>,
+) -> Result<Json<Value>, ApiError> {
+    keys(&state)?.list(&query).await.map(Json)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InfoQuery {
+    key: Option<String>,
+}
+
+/// The master key may read any key; a virtual key only itself (its own when `key` is absent).
+pub async fn info(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(query): Query<InfoQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let asked = match (&caller, query.key) {
+        (Caller::Key(own), None) => own.token.clone(),
+        (_, Some(key)) => key,
+        (_, None) => {
+            return Err(ApiError::invalid(
+                "'key' is a required query parameter.",
+                "key",
+            ));
+        }
+    };
+    if let Caller::Key(own) = &caller {
+        let asked_hash = if asked.starts_with("sk-") {
+            hash_key(&asked)
+        } else {
+            asked.clone()
+        };
+        if !constant_time_eq(asked_hash.as_bytes(), own.token.as_bytes()) {
+            return Err(ApiError::new(
+                ErrorKind::Auth,
+                "A key may only read its own info; this needs the master key.",
+            ));
+        }
+    }
+    keys(&state)?.info(&asked).await.map(Json)
+}

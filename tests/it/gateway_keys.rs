@@ -1,0 +1,223 @@
+//! Virtual keys through the HTTP server: the key routes, enforcement on LLM requests, spend
+//! headers and spend logs, rate limits per key.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const YAML: &str = r#"
+model_list:
+  - model_name: mock
+    litellm_params: {model: openai/mock, mock_response: "four words of answer"}
+    model_info: {input_cost_per_token: 0.01, output_cost_per_token: 0.02}
+  - model_name: other
+    litellm_params: {model: openai/other, mock_response: "x"}
+"#;
+
+async fn generate(gw: &TestGateway, body: Value) -> String {
+    let r = gw.post("/key/generate", body).await;
+    assert_eq!(r.status(), 200);
+    let json: Value = r.json().await.unwrap();
+    let key = json["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("sk-") && key.len() >= 25, "{key}");
+    key
+}
+
+async fn chat(gw: &TestGateway, key: &str, model: &str) -> reqwest::Response {
+    gw.client
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({"model": model, "messages": [{"role": "user", "content": "hello there"}]}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_generated_key_works_within_its_models_and_budget() {
+    let gw = TestGateway::start(YAML).await;
+    let key = generate(
+        &gw,
+        json!({"models": ["mock"], "max_budget": 1.0, "key_alias": "team-a"}),
+    )
+    .await;
+    let r = chat(&gw, &key, "mock").await;
+    assert_eq!(r.status(), 200);
+    let cost: f64 = r.headers()["x-litellm-response-cost"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(cost > 0.0);
+    let spend: f64 = r.headers()["x-litellm-key-spend"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((spend - cost).abs() < 1e-12, "{spend} vs {cost}");
+    // Access is checked before existence: an unknown model is refused like a forbidden one.
+    expect_error(
+        chat(&gw, &key, "other").await,
+        401,
+        "key_model_access_denied",
+    )
+    .await;
+    expect_error(
+        chat(&gw, &key, "does-not-exist").await,
+        401,
+        "key_model_access_denied",
+    )
+    .await;
+    // /v1/models lists only what the key may use.
+    let r = gw
+        .client
+        .get(gw.url("/v1/models"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<String> = r.json::<Value>().await.unwrap()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, vec!["mock"]);
+    // Spend up to the budget, then 400 budget_exceeded.
+    let tight = generate(&gw, json!({"max_budget": 0.0000001})).await;
+    assert_eq!(chat(&gw, &tight, "mock").await.status(), 200);
+    expect_error(chat(&gw, &tight, "mock").await, 400, "budget_exceeded").await;
+}
+
+#[tokio::test]
+async fn unknown_blocked_and_expired_keys_are_refused() {
+    let gw = TestGateway::start(YAML).await;
+    expect_error(
+        chat(&gw, "sk-never-issued-0000000000", "mock").await,
+        401,
+        "auth_error",
+    )
+    .await;
+    let key = generate(&gw, json!({})).await;
+    assert_eq!(chat(&gw, &key, "mock").await.status(), 200);
+    assert_eq!(
+        gw.post("/key/block", json!({"key": key})).await.status(),
+        200
+    );
+    expect_error(chat(&gw, &key, "mock").await, 401, "auth_error").await;
+    assert_eq!(
+        gw.post("/key/unblock", json!({"key": key})).await.status(),
+        200
+    );
+    assert_eq!(chat(&gw, &key, "mock").await.status(), 200);
+    let short = generate(&gw, json!({"duration": "1s"})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    expect_error(chat(&gw, &short, "mock").await, 401, "expired_key").await;
+    assert_eq!(
+        gw.post("/key/delete", json!({"keys": [key]}))
+            .await
+            .status(),
+        200
+    );
+    expect_error(chat(&gw, &key, "mock").await, 401, "auth_error").await;
+}
+
+#[tokio::test]
+async fn key_routes_need_the_master_key_except_own_info() {
+    let gw = TestGateway::start(YAML).await;
+    let key = generate(
+        &gw,
+        json!({"key_alias": "mine", "metadata": {"rag_namespaces": ["docs"]}}),
+    )
+    .await;
+    let other = generate(&gw, json!({})).await;
+    let r = gw
+        .client
+        .post(gw.url("/key/generate"))
+        .bearer_auth(&key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 401, "auth_error").await;
+    let r = gw
+        .client
+        .get(gw.url("/key/list"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 401, "auth_error").await;
+    let r = gw
+        .client
+        .get(gw.url(&format!("/key/info?key={key}")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let info: Value = r.json().await.unwrap();
+    assert_eq!(info["info"]["key_alias"], "mine");
+    assert!(
+        !info.to_string().contains(&key),
+        "the raw key is never returned again"
+    );
+    let r = gw
+        .client
+        .get(gw.url(&format!("/key/info?key={other}")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 401, "auth_error").await;
+    let r = gw.get("/key/list").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["total_count"], 2);
+    let e = expect_error(
+        gw.post("/key/generate", json!({"max_budget": "lots"}))
+            .await,
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert_eq!(e["param"], "max_budget");
+}
+
+#[tokio::test]
+async fn a_key_rpm_limit_answers_429_with_rate_limit_headers() {
+    let gw = TestGateway::start(YAML).await;
+    let key = generate(&gw, json!({"rpm_limit": 2})).await;
+    let r = chat(&gw, &key, "mock").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-ratelimit-limit-requests"], "2");
+    assert_eq!(r.headers()["x-ratelimit-remaining-requests"], "1");
+    assert_eq!(chat(&gw, &key, "mock").await.status(), 200);
+    let r = chat(&gw, &key, "mock").await;
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(r.headers()["x-ratelimit-remaining-requests"], "0");
+    let e = expect_error(r, 429, "rate_limit_error").await;
+    assert!(e["message"].as_str().unwrap().contains("rpm_limit"), "{e}");
+}
+
+#[tokio::test]
+async fn spend_reaches_the_spend_log() {
+    let gw = TestGateway::start(YAML).await;
+    let key = generate(&gw, json!({})).await;
+    for _ in 0..3 {
+        assert_eq!(chat(&gw, &key, "mock").await.status(), 200);
+    }
+    let keys = gw.state.keys().unwrap();
+    keys.flush_spend().await.unwrap();
+    let (rows, total) = keys
+        .store()
+        .spend_log_totals(&hx_gateway::secret::hash_key(&key))
+        .await
+        .unwrap();
+    assert_eq!(rows, 3);
+    assert!(total > 0.0);
+    let r = gw.get(&format!("/key/info?key={key}")).await;
+    let spend = r.json::<Value>().await.unwrap()["info"]["spend"]
+        .as_f64()
+        .unwrap();
+    assert!((spend - total).abs() <= 1e-9 * total, "{spend} vs {total}");
+}
