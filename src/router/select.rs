@@ -277,11 +277,7 @@ mod tests {
         m[2].stats.latency_us.store(50_000, Ordering::Relaxed);
         // 90% exploit plus a third of the 10% exploration each.
         let explore_each = EXPLORATION / 3.0;
-        let expected = [
-            explore_each,
-            1.0 - EXPLORATION + explore_each,
-            explore_each,
-        ];
+        let expected = [explore_each, 1.0 - EXPLORATION + explore_each, explore_each];
         for seed in [1, 2, 3] {
             let s = shares(RoutingStrategy::LatencyBased, &m, &[], seed);
             assert_close(&s, &expected);

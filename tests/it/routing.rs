@@ -305,7 +305,10 @@ async fn a_retry_goes_to_the_other_deployment() {
     // Every failure was followed by exactly one attempt on the other deployment.
     assert_eq!(failing.hits(), total_retries);
     assert_eq!(healthy.hits(), 30);
-    assert!(total_retries > 0, "simple-shuffle picked the failing one sometimes");
+    assert!(
+        total_retries > 0,
+        "simple-shuffle picked the failing one sometimes"
+    );
 }
 
 #[tokio::test]
@@ -489,10 +492,7 @@ async fn a_stream_failing_after_its_first_byte_ends_with_an_error_event() {
 #[tokio::test]
 async fn stream_timeout_bounds_the_wait_between_chunks() {
     let stalling = Upstream::start("stalling", &[], Step::StreamThenStall).await;
-    let yaml = format!(
-        "{}",
-        deployments(&[("g", "stalling", &stalling.base(), "stream_timeout: 0.3")])
-    );
+    let yaml = deployments(&[("g", "stalling", &stalling.base(), "stream_timeout: 0.3")]);
     let gw = TestGateway::start(&yaml).await;
     let r = gw.post("/v1/chat/completions", stream_chat("g")).await;
     assert_eq!(r.status(), 200);
@@ -649,10 +649,7 @@ async fn a_group_whose_deployments_all_cool_down_answers_429_with_retry_after() 
     let b = Upstream::start("b", &[], Step::Status(500)).await;
     let yaml = format!(
         "{}router_settings: {{num_retries: 1, allowed_fails: 0, cooldown_time: 30}}\n",
-        deployments(&[
-            ("pool", "a", &a.base(), ""),
-            ("pool", "b", &b.base(), ""),
-        ])
+        deployments(&[("pool", "a", &a.base(), ""), ("pool", "b", &b.base(), ""),])
     );
     let gw = TestGateway::start(&yaml).await;
     let r = gw.post("/v1/chat/completions", chat("pool")).await;
@@ -667,5 +664,9 @@ async fn a_group_whose_deployments_all_cool_down_answers_429_with_retry_after() 
         e["message"].as_str().unwrap().contains("'pool'"),
         "names the group: {e}"
     );
-    assert_eq!((a.hits(), b.hits()), (1, 1), "no upstream call while cooling");
+    assert_eq!(
+        (a.hits(), b.hits()),
+        (1, 1),
+        "no upstream call while cooling"
+    );
 }
