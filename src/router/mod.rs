@@ -5,8 +5,8 @@ pub mod select;
 pub mod stream;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -24,38 +24,42 @@ pub struct Member {
     pub stats: MemberStats,
 }
 
-/// Live per-deployment state. Atomics and a small mutex: read on every pick.
+/// Live per-deployment state, read on every pick: atomics only on that path; the mutex is
+/// taken only when a failure is recorded.
 #[derive(Default)]
 pub struct MemberStats {
     pub in_flight: AtomicU64,
     /// Exponentially weighted latency in microseconds; 0 until measured.
     pub latency_us: AtomicU64,
-    /// Failure times within the last minute, and the end of a cooldown.
-    health: Mutex<Health>,
+    /// End of the current cooldown in microseconds after [`EPOCH`]; 0 when none was set.
+    cooldown_until_us: AtomicU64,
+    /// Failure times within the last minute.
+    failures: Mutex<Vec<Instant>>,
 }
 
-#[derive(Default)]
-struct Health {
-    failures: Vec<Instant>,
-    cooldown_until: Option<Instant>,
-}
+/// The reference point for cooldown deadlines kept in an atomic.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 impl MemberStats {
+    /// The end of this deployment's cooldown, if it is cooling down at `now`.
     pub fn cooling_until(&self, now: Instant) -> Option<Instant> {
-        self.health
-            .lock()
-            .cooldown_until
-            .filter(|until| *until > now)
+        match self.cooldown_until_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(*EPOCH + Duration::from_micros(us)).filter(|until| *until > now),
+        }
     }
 
+    /// Counts a failure; starts a cooldown (and returns true) when there were more than
+    /// `allowed_fails` within the last minute.
     fn record_failure(&self, now: Instant, allowed_fails: u32, cooldown: Duration) -> bool {
-        let mut h = self.health.lock();
-        h.failures
-            .retain(|t| now.duration_since(*t) < Duration::from_secs(60));
-        h.failures.push(now);
-        if h.failures.len() as u32 > allowed_fails && !cooldown.is_zero() {
-            h.cooldown_until = Some(now + cooldown);
-            h.failures.clear();
+        let mut failures = self.failures.lock();
+        failures.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+        failures.push(now);
+        if failures.len() as u32 > allowed_fails && !cooldown.is_zero() {
+            let until = (now + cooldown).saturating_duration_since(*EPOCH);
+            let us = u64::try_from(until.as_micros()).unwrap_or(u64::MAX).max(1);
+            self.cooldown_until_us.store(us, Ordering::Relaxed);
+            failures.clear();
             return true;
         }
         false
@@ -136,6 +140,8 @@ pub struct Router {
 
 impl Router {
     pub fn build(config: &GatewayConfig, http: &reqwest::Client) -> Self {
+        // Fixed before any deadline is measured from it.
+        LazyLock::force(&EPOCH);
         let mut groups: HashMap<String, Vec<Arc<Member>>> = HashMap::new();
         let mut order: Vec<String> = Vec::new();
         let mut disabled = Vec::new();
