@@ -670,3 +670,84 @@ async fn a_group_whose_deployments_all_cool_down_answers_429_with_retry_after() 
         "no upstream call while cooling"
     );
 }
+
+#[tokio::test]
+async fn concurrent_requests_to_a_group_with_a_dead_deployment_all_succeed() {
+    let healthy = Upstream::start("healthy", &[], Step::Ok).await;
+    let yaml = deployments(&[
+        ("g", "dead", &refused_base(), ""),
+        ("g", "healthy", &healthy.base(), ""),
+    ]);
+    let gw = TestGateway::start(&yaml).await;
+    let requests = (0..50).map(|i| {
+        let body = if i % 2 == 0 {
+            chat("g")
+        } else {
+            stream_chat("g")
+        };
+        gw.post("/v1/chat/completions", body)
+    });
+    for r in futures::future::join_all(requests).await {
+        assert_eq!(r.status(), 200);
+        assert_eq!(served_by(&r), "healthy");
+        let text = r.text().await.unwrap();
+        assert!(
+            text.contains("healthy") && !text.contains("\"error\""),
+            "{text}"
+        );
+    }
+    assert_eq!(healthy.hits(), 50);
+}
+
+#[tokio::test]
+async fn stream_timeout_bounds_the_wait_for_the_response_headers() {
+    let hang = Upstream::start("hang", &[], Step::Hang).await;
+    let yaml = format!(
+        "{}router_settings: {{num_retries: 0, stream_timeout: 0.3}}\n",
+        deployments(&[("g", "hang", &hang.base(), "")])
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        gw.post("/v1/chat/completions", stream_chat("g")),
+    )
+    .await
+    .expect("stream_timeout applies, not the 600 s request timeout");
+    let e = expect_error(r, 504, "timeout_error").await;
+    assert!(e["message"].as_str().unwrap().contains("'g'"), "{e}");
+    assert_eq!(hang.hits(), 1);
+}
+
+#[tokio::test]
+async fn least_busy_sends_requests_away_from_a_deployment_with_an_open_stream() {
+    let held = held_stream_upstream(false).await;
+    let free = Upstream::start("free", &[], Step::Ok).await;
+    let yaml = format!(
+        "{}router_settings: {{routing_strategy: least-busy}}\n",
+        deployments(&[
+            ("g", "held", &format!("http://{}/v1", held.addr), ""),
+            ("g", "free", &free.base(), ""),
+        ])
+    );
+    let gw = TestGateway::start(&yaml).await;
+    // Ties are split at random: stream until one stays open on the held deployment.
+    let mut open = None;
+    for _ in 0..64 {
+        let r = gw.post("/v1/chat/completions", stream_chat("g")).await;
+        assert_eq!(r.status(), 200);
+        if served_by(&r) == "held" {
+            open = Some(r);
+            break;
+        }
+        r.text().await.unwrap();
+    }
+    let open = open.expect("the held deployment was picked at least once in 64 ties");
+    for _ in 0..20 {
+        let r = gw.post("/v1/chat/completions", chat("g")).await;
+        assert_eq!(served_by(&r), "free", "one request is in flight on 'held'");
+    }
+    assert_eq!(held.requests.load(Ordering::SeqCst), 1);
+    held.release.notify_one();
+    let text = open.text().await.unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+}
