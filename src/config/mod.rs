@@ -335,7 +335,8 @@ fn routing_config(
     };
     Ok(RoutingConfig {
         strategy,
-        num_retries: router.num_retries.or(litellm.num_retries).unwrap_or(0),
+        // LiteLLM's Router retries twice unless told otherwise (openai.DEFAULT_MAX_RETRIES).
+        num_retries: router.num_retries.or(litellm.num_retries).unwrap_or(2),
         timeout,
         stream_timeout,
         allowed_fails: router.allowed_fails.unwrap_or(3),

@@ -5,8 +5,8 @@ pub mod select;
 pub mod stream;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -24,38 +24,42 @@ pub struct Member {
     pub stats: MemberStats,
 }
 
-/// Live per-deployment state. Atomics and a small mutex: read on every pick.
+/// Live per-deployment state, read on every pick: atomics only on that path; the mutex is
+/// taken only when a failure is recorded.
 #[derive(Default)]
 pub struct MemberStats {
     pub in_flight: AtomicU64,
     /// Exponentially weighted latency in microseconds; 0 until measured.
     pub latency_us: AtomicU64,
-    /// Failure times within the last minute, and the end of a cooldown.
-    health: Mutex<Health>,
+    /// End of the current cooldown in microseconds after [`EPOCH`]; 0 when none was set.
+    cooldown_until_us: AtomicU64,
+    /// Failure times within the last minute.
+    failures: Mutex<Vec<Instant>>,
 }
 
-#[derive(Default)]
-struct Health {
-    failures: Vec<Instant>,
-    cooldown_until: Option<Instant>,
-}
+/// The reference point for cooldown deadlines kept in an atomic.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 impl MemberStats {
+    /// The end of this deployment's cooldown, if it is cooling down at `now`.
     pub fn cooling_until(&self, now: Instant) -> Option<Instant> {
-        self.health
-            .lock()
-            .cooldown_until
-            .filter(|until| *until > now)
+        match self.cooldown_until_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(*EPOCH + Duration::from_micros(us)).filter(|until| *until > now),
+        }
     }
 
+    /// Counts a failure; starts a cooldown (and returns true) when there were more than
+    /// `allowed_fails` within the last minute.
     fn record_failure(&self, now: Instant, allowed_fails: u32, cooldown: Duration) -> bool {
-        let mut h = self.health.lock();
-        h.failures
-            .retain(|t| now.duration_since(*t) < Duration::from_secs(60));
-        h.failures.push(now);
-        if h.failures.len() as u32 > allowed_fails && !cooldown.is_zero() {
-            h.cooldown_until = Some(now + cooldown);
-            h.failures.clear();
+        let mut failures = self.failures.lock();
+        failures.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+        failures.push(now);
+        if failures.len() as u32 > allowed_fails && !cooldown.is_zero() {
+            let until = (now + cooldown).saturating_duration_since(*EPOCH);
+            let us = u64::try_from(until.as_micros()).unwrap_or(u64::MAX).max(1);
+            self.cooldown_until_us.store(us, Ordering::Relaxed);
+            failures.clear();
             return true;
         }
         false
@@ -136,6 +140,8 @@ pub struct Router {
 
 impl Router {
     pub fn build(config: &GatewayConfig, http: &reqwest::Client) -> Self {
+        // Fixed before any deadline is measured from it.
+        LazyLock::force(&EPOCH);
         let mut groups: HashMap<String, Vec<Arc<Member>>> = HashMap::new();
         let mut order: Vec<String> = Vec::new();
         let mut disabled = Vec::new();
@@ -208,7 +214,7 @@ impl Router {
         let first = self
             .attempt_group(&request, request.model, &mut retries, &mut upstream_time)
             .await;
-        let mut last = match first {
+        let original = match first {
             Ok(mut routed) => {
                 routed.attempted_retries = retries;
                 routed.upstream_time = upstream_time;
@@ -216,7 +222,7 @@ impl Router {
             }
             Err(e) => e,
         };
-        for fallback in self.fallbacks_for(request.model, &request.fallbacks, &last) {
+        for fallback in self.fallbacks_for(request.model, &request.fallbacks, &original) {
             if self.group(&fallback).is_none() {
                 continue;
             }
@@ -233,17 +239,24 @@ impl Router {
                         .increment(1);
                     return Ok(routed);
                 }
-                Err(e) => last = e,
+                // The client is told about its own model's failure, as LiteLLM does.
+                Err(e) => {
+                    tracing::debug!(fallback = %fallback, error = %e.describe(), "fallback failed");
+                }
             }
         }
         Err(RouteFailure {
-            error: last.into_api_error(),
+            error: original.into_api_error(),
             attempted_retries: retries,
             attempted_fallbacks: fallbacks_tried,
         })
     }
 
-    /// The fallback groups to try after `model` failed with `failure`, in order.
+    /// The fallback groups to try after `model` failed with `failure`, in order, as LiteLLM
+    /// chooses them: a context-length error goes to the group's `context_window_fallbacks`
+    /// (the generic list only when it has none); otherwise the request's own `fallbacks`
+    /// replace the configured ones, and the configured entry for the group wins over a `*`
+    /// entry and over `default_fallbacks`.
     fn fallbacks_for(
         &self,
         model: &str,
@@ -253,19 +266,29 @@ impl Router {
         if !failure.falls_back() {
             return Vec::new();
         }
-        let configured = |list: &[(String, Vec<String>)]| {
+        let configured = |list: &[(String, Vec<String>)], key: &str| {
             list.iter()
-                .filter(|(group, _)| group == model)
+                .filter(|(group, _)| group == key)
                 .flat_map(|(_, targets)| targets.iter().cloned())
                 .collect::<Vec<_>>()
         };
-        let mut out: Vec<String> = from_request.to_vec();
+        let mut out = Vec::new();
         if failure.context_window {
-            out.extend(configured(&self.routing.context_window_fallbacks));
+            out = configured(&self.routing.context_window_fallbacks, model);
         }
-        out.extend(configured(&self.routing.fallbacks));
-        out.extend(self.routing.default_fallbacks.iter().cloned());
-        let mut seen = Vec::new();
+        if out.is_empty() {
+            out = from_request.to_vec();
+        }
+        if out.is_empty() {
+            out = configured(&self.routing.fallbacks, model);
+        }
+        if out.is_empty() {
+            out = configured(&self.routing.fallbacks, "*");
+        }
+        if out.is_empty() {
+            out = self.routing.default_fallbacks.clone();
+        }
+        let mut seen: Vec<String> = Vec::with_capacity(out.len());
         out.retain(|m| {
             m != model && !seen.contains(m) && {
                 seen.push(m.clone());
@@ -298,7 +321,9 @@ impl Router {
                     .iter()
                     .filter_map(|m| m.stats.cooling_until(now))
                     .min()
-                    .map_or(1, |until| until.duration_since(now).as_secs().max(1));
+                    .map_or(1, |until| {
+                        (until.duration_since(now).as_secs_f64().ceil() as u64).max(1)
+                    });
                 if let Some(error) = last {
                     return Err(GroupFailure::provider(model, error));
                 }
@@ -382,7 +407,14 @@ impl Router {
         member: &Arc<Member>,
     ) -> Result<ProviderResponse, ProviderError> {
         let d = &member.deployment;
-        let timeout = d.timeout.or(self.routing.timeout);
+        // A stream is bounded by `stream_timeout` when set (LiteLLM's choice), else by the
+        // ordinary timeout; for a stream the bound also applies to every wait for a chunk.
+        let plain = d.timeout.or(self.routing.timeout);
+        let timeout = if request.stream {
+            d.stream_timeout.or(self.routing.stream_timeout).or(plain)
+        } else {
+            plain
+        };
         let upstream = UpstreamRequest {
             endpoint: request.endpoint,
             deployment: d,
@@ -399,8 +431,7 @@ impl Router {
             ProviderResponse::Stream(chunks) => {
                 // The first chunk is awaited here so that a stream failing before its first
                 // byte reached the client can still be retried.
-                let idle = d.stream_timeout.or(self.routing.stream_timeout);
-                let mut chunks = stream::with_idle_timeout(chunks, idle);
+                let mut chunks = stream::with_idle_timeout(chunks, timeout);
                 match chunks.next().await {
                     None => Ok(ProviderResponse::Stream(Box::pin(futures::stream::empty()))),
                     Some(Err(e)) => Err(e),
@@ -452,12 +483,30 @@ impl GroupFailure {
         }
     }
 
-    /// Fallbacks are tried after retryable failures, cooldowns and context-window errors.
+    /// Fallbacks are tried after any upstream failure except a malformed request (a 400
+    /// that is not a context-length error) and a request this gateway itself rejected:
+    /// another group cannot fix those. An upstream 401 or 404 can be one provider's problem,
+    /// so those do fall back, as in LiteLLM.
     fn falls_back(&self) -> bool {
         match &self.kind {
             GroupFailureKind::NotFound => false,
             GroupFailureKind::Cooling(_) => true,
-            GroupFailureKind::Provider(e) => e.is_retryable() || self.context_window,
+            GroupFailureKind::Provider(ProviderError::Rejected(_)) => false,
+            GroupFailureKind::Provider(ProviderError::Status { status: 400, .. }) => {
+                self.context_window
+            }
+            GroupFailureKind::Provider(_) => true,
+        }
+    }
+
+    /// A short text for logs.
+    fn describe(&self) -> String {
+        match &self.kind {
+            GroupFailureKind::NotFound => format!("model group '{}' not found", self.model),
+            GroupFailureKind::Cooling(_) => {
+                format!("model group '{}' is cooling down", self.model)
+            }
+            GroupFailureKind::Provider(e) => e.to_string(),
         }
     }
 

@@ -9,3 +9,4 @@ mod gateway_keys;
 mod keys;
 mod limits;
 mod pipeline;
+mod routing;
