@@ -8,5 +8,6 @@ mod core;
 mod gateway_keys;
 mod keys;
 mod limits;
+mod multi_instance;
 mod pipeline;
 mod routing;
