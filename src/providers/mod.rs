@@ -4,8 +4,10 @@
 //! Dispatch is an enum rather than `dyn Trait`: the set is closed, calls stay static, and
 //! `async fn` in traits is not object-safe.
 
+pub mod anthropic;
 pub mod azure;
 pub mod mock;
+pub mod native;
 pub mod openai;
 pub mod sse;
 
@@ -219,6 +221,7 @@ pub fn upstream_error(status: u16, body: &[u8]) -> ApiError {
 pub enum Provider {
     OpenAi(openai::OpenAiCompatible),
     Azure(azure::Azure),
+    Anthropic(anthropic::Anthropic),
     Mock(mock::Mock),
 }
 
@@ -241,6 +244,10 @@ impl Provider {
                 openai::OpenAiCompatible::new(d, http.clone())?,
             )),
             ProviderKind::Azure => Ok(Provider::Azure(azure::Azure::new(d, http.clone())?)),
+            ProviderKind::Anthropic => Ok(Provider::Anthropic(anthropic::Anthropic::new(
+                d,
+                http.clone(),
+            )?)),
             other => Err(ProviderUnavailable(format!(
                 "provider '{}' is not supported yet",
                 other.name()
@@ -255,6 +262,7 @@ impl Provider {
         match self {
             Provider::OpenAi(p) => p.call(request).await,
             Provider::Azure(p) => p.call(request).await,
+            Provider::Anthropic(p) => p.call(request).await,
             Provider::Mock(p) => p.call(request).await,
         }
     }

@@ -1,0 +1,506 @@
+//! Anthropic, Ollama and Gemini behind the OpenAI API: mock upstreams in each provider's own
+//! wire format (from its public API reference); requests are checked as the upstream receives
+//! them, answers as the client receives them.
+
+use serde_json::{Value, json};
+use wiremock::matchers::{body_partial_json, header, method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::common::*;
+
+/// The SSE answer of the gateway: every chunk's JSON, checked to end with `[DONE]`.
+async fn sse_chunks(response: reqwest::Response) -> Vec<Value> {
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let text = response.text().await.unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    text.split("\n\n")
+        .filter_map(|frame| frame.strip_prefix("data: "))
+        .filter(|data| *data != "[DONE]")
+        .map(|data| serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {data}")))
+        .collect()
+}
+
+/// The streamed text of choice 0 and its finish reason; every chunk is a valid OpenAI chunk.
+fn stream_text(chunks: &[Value]) -> (String, Option<String>) {
+    let mut text = String::new();
+    let mut finish = None;
+    for c in chunks {
+        assert_eq!(c["object"], "chat.completion.chunk", "{c}");
+        assert!(c["id"].is_string() && c["created"].is_i64() && c["model"].is_string());
+        for choice in c["choices"].as_array().unwrap() {
+            if let Some(t) = choice["delta"]["content"].as_str() {
+                text.push_str(t);
+            }
+            if let Some(f) = choice["finish_reason"].as_str() {
+                finish = Some(f.to_string());
+            }
+        }
+    }
+    (text, finish)
+}
+
+/// The tool calls of a stream, reassembled from their deltas: (id, name, arguments).
+fn stream_tool_calls(chunks: &[Value]) -> Vec<(String, String, String)> {
+    let mut calls: Vec<(String, String, String)> = Vec::new();
+    for c in chunks {
+        let Some(deltas) = c["choices"][0]["delta"]["tool_calls"].as_array() else {
+            continue;
+        };
+        for d in deltas {
+            let index = d["index"].as_u64().unwrap() as usize;
+            if index == calls.len() {
+                calls.push((
+                    d["id"].as_str().unwrap().to_string(),
+                    d["function"]["name"].as_str().unwrap().to_string(),
+                    String::new(),
+                ));
+            }
+            calls[index]
+                .2
+                .push_str(d["function"]["arguments"].as_str().unwrap_or_default());
+        }
+    }
+    calls
+}
+
+/// The JSON body the upstream received (the one request it got).
+async fn received_body(upstream: &MockServer) -> Value {
+    let requests: Vec<Request> = upstream.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1, "one upstream request");
+    serde_json::from_slice(&requests[0].body).unwrap()
+}
+
+fn weather_tool() -> Value {
+    json!([{"type": "function", "function": {"name": "get_weather", "description": "Current weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}])
+}
+
+// ---------------------------------------------------------------- Anthropic
+
+fn anthropic_yaml(base: &str, drop_params: bool) -> String {
+    format!(
+        r#"
+model_list:
+  - model_name: claude
+    litellm_params:
+      model: anthropic/claude-sonnet-4-5
+      api_base: {base}
+      api_key: sk-ant-secret-0001
+    model_info: {{max_tokens: 321}}
+router_settings: {{num_retries: 0}}
+litellm_settings: {{drop_params: {drop_params}}}
+"#
+    )
+}
+
+fn anthropic_message(content: Value, stop_reason: &str) -> Value {
+    json!({
+        "id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message", "role": "assistant",
+        "model": "claude-sonnet-4-5-20250929", "content": content,
+        "stop_reason": stop_reason, "stop_sequence": null,
+        "usage": {"input_tokens": 21, "output_tokens": 9}
+    })
+}
+
+#[tokio::test]
+async fn anthropic_chat_is_translated_both_ways() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(header("x-api-key", "sk-ant-secret-0001"))
+        .and(header("anthropic-version", "2023-06-01"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(anthropic_message(
+            json!([{"type": "text", "text": "Hello there."}]),
+            "end_turn",
+        )))
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&anthropic_yaml(&upstream.uri(), false)).await;
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "claude", "temperature": 0.2, "stop": ["\n\nHuman:"], "messages": [
+                {"role": "system", "content": "You are terse."},
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello."},
+                {"role": "user", "content": [{"type": "text", "text": "Again"},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["object"], "chat.completion");
+    assert_eq!(answer["id"], "msg_01XFDUDYJgAACzvnptvVoYEL");
+    assert_eq!(answer["choices"][0]["message"]["role"], "assistant");
+    assert_eq!(answer["choices"][0]["message"]["content"], "Hello there.");
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        answer["usage"],
+        json!({"prompt_tokens": 21, "completion_tokens": 9, "total_tokens": 30})
+    );
+    let sent = received_body(&upstream).await;
+    assert_eq!(
+        sent,
+        json!({
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 321,
+            "system": "You are terse.",
+            "temperature": 0.2,
+            "stop_sequences": ["\n\nHuman:"],
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello."},
+                {"role": "user", "content": [{"type": "text", "text": "Again"},
+                    {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}]}
+            ]
+        })
+    );
+}
+
+fn anthropic_sse(events: &[Value]) -> String {
+    events
+        .iter()
+        .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn anthropic_stream_events_become_openai_chunks_with_usage() {
+    let upstream = MockServer::start().await;
+    let sse = anthropic_sse(&[
+        json!({"type": "message_start", "message": {"id": "msg_s1", "type": "message", "role": "assistant",
+            "content": [], "model": "claude-sonnet-4-5-20250929", "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 25, "output_tokens": 1}}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "ping"}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello"}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " world"}}),
+        json!({"type": "content_block_stop", "index": 0}),
+        json!({"type": "message_delta", "delta": {"stop_reason": "max_tokens", "stop_sequence": null},
+            "usage": {"output_tokens": 15}}),
+        json!({"type": "message_stop"}),
+    ]);
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(body_partial_json(json!({"stream": true})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(sse),
+        )
+        .expect(2)
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&anthropic_yaml(&upstream.uri(), false)).await;
+    let body = json!({"model": "claude", "stream": true, "stream_options": {"include_usage": true},
+                      "messages": [{"role": "user", "content": "Hi"}]});
+    let chunks = sse_chunks(gw.post("/v1/chat/completions", body.clone()).await).await;
+    let (text, finish) = stream_text(&chunks);
+    assert_eq!(text, "Hello world");
+    assert_eq!(finish.as_deref(), Some("length"));
+    assert_eq!(chunks[0]["id"], "msg_s1");
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert_eq!(
+        last["usage"],
+        json!({"prompt_tokens": 25, "completion_tokens": 15, "total_tokens": 40})
+    );
+    // Without `include_usage` the usage chunk is not sent.
+    let mut plain = body;
+    plain.as_object_mut().unwrap().remove("stream_options");
+    let chunks = sse_chunks(gw.post("/v1/chat/completions", plain).await).await;
+    assert!(chunks.iter().all(|c| c.get("usage").is_none()));
+    assert_eq!(stream_text(&chunks).0, "Hello world");
+}
+
+#[tokio::test]
+async fn anthropic_tools_are_translated_in_requests_answers_and_streams() {
+    let upstream = MockServer::start().await;
+    let tool_use = json!([
+        {"type": "text", "text": "Checking."},
+        {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": "get_weather", "input": {"city": "Paris"}}
+    ]);
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(body_partial_json(json!({
+            "tools": [{"name": "get_weather", "description": "Current weather",
+                "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}],
+            "tool_choice": {"type": "any"},
+            "messages": [
+                {"role": "user", "content": "Weather in Paris?"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_0", "name": "get_weather", "input": {"city": "Rome"}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_0", "content": "{\"temp\":20}"}]}
+            ]
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(anthropic_message(tool_use, "tool_use")))
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    let sse = anthropic_sse(&[
+        json!({"type": "message_start", "message": {"id": "msg_t", "type": "message", "role": "assistant",
+            "content": [], "model": "claude", "usage": {"input_tokens": 30, "output_tokens": 1}}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use",
+            "id": "toolu_s1", "name": "get_weather", "input": {}}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": ""}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"city\": \"Pa"}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "ris\"}"}}),
+        json!({"type": "content_block_stop", "index": 0}),
+        json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use",
+            "id": "toolu_s2", "name": "get_weather", "input": {}}}),
+        json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"city\": \"Oslo\"}"}}),
+        json!({"type": "content_block_stop", "index": 1}),
+        json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 40}}),
+        json!({"type": "message_stop"}),
+    ]);
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(body_partial_json(
+            json!({"stream": true, "tool_choice": {"type": "auto"}}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(sse),
+        )
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&anthropic_yaml(&upstream.uri(), false)).await;
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "claude", "tools": weather_tool(), "tool_choice": "required", "messages": [
+                {"role": "user", "content": "Weather in Paris?"},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "toolu_0", "type": "function",
+                    "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}}]},
+                {"role": "tool", "tool_call_id": "toolu_0", "content": "{\"temp\":20}"}
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    let choice = &answer["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert_eq!(choice["message"]["content"], "Checking.");
+    let call = &choice["message"]["tool_calls"][0];
+    assert_eq!(call["id"], "toolu_01A09q90qw90lq917835lq9");
+    assert_eq!(call["type"], "function");
+    assert_eq!(call["function"]["name"], "get_weather");
+    let args: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args, json!({"city": "Paris"}));
+
+    let chunks = sse_chunks(
+        gw.post(
+            "/v1/chat/completions",
+            json!({"model": "claude", "stream": true, "tools": weather_tool(), "tool_choice": "auto",
+                   "messages": [{"role": "user", "content": "Weather in Paris and Oslo?"}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        stream_tool_calls(&chunks),
+        vec![
+            (
+                "toolu_s1".into(),
+                "get_weather".into(),
+                r#"{"city": "Paris"}"#.into()
+            ),
+            (
+                "toolu_s2".into(),
+                "get_weather".into(),
+                r#"{"city": "Oslo"}"#.into()
+            ),
+        ]
+    );
+    assert_eq!(stream_text(&chunks).1.as_deref(), Some("tool_calls"));
+}
+
+#[tokio::test]
+async fn anthropic_embeddings_are_a_400_naming_the_model() {
+    let upstream = MockServer::start().await;
+    let gw = TestGateway::start(&anthropic_yaml(&upstream.uri(), false)).await;
+    let r = gw
+        .post("/v1/embeddings", json!({"model": "claude", "input": "x"}))
+        .await;
+    let e = expect_error(r, 400, "invalid_request_error").await;
+    assert!(e["message"].as_str().unwrap().contains("claude"), "{e}");
+    assert!(upstream.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn anthropic_errors_become_openai_errors_with_their_status() {
+    let upstream = MockServer::start().await;
+    let error = |kind: &str, message: &str| json!({"type": "error", "error": {"type": kind, "message": message}});
+    for (marker, status, body) in [
+        (
+            "auth",
+            401,
+            error(
+                "authentication_error",
+                "invalid x-api-key sk-ant-secret-0001",
+            ),
+        ),
+        (
+            "rate",
+            429,
+            error(
+                "rate_limit_error",
+                "Number of request tokens has exceeded your per-minute rate limit",
+            ),
+        ),
+        (
+            "long",
+            400,
+            error(
+                "invalid_request_error",
+                "prompt is too long: 210000 tokens > 200000 maximum",
+            ),
+        ),
+        ("busy", 529, error("overloaded_error", "Overloaded")),
+    ] {
+        Mock::given(method("POST"))
+            .and(path("/v1/messages"))
+            .and(body_partial_json(
+                json!({"messages": [{"role": "user", "content": marker}]}),
+            ))
+            .respond_with(ResponseTemplate::new(status).set_body_json(body))
+            .mount(&upstream)
+            .await;
+    }
+    let gw = TestGateway::start(&anthropic_yaml(&upstream.uri(), false)).await;
+    let ask = |marker: &str| json!({"model": "claude", "messages": [{"role": "user", "content": marker}]});
+    let e = expect_error(
+        gw.post("/v1/chat/completions", ask("auth")).await,
+        401,
+        "authentication_error",
+    )
+    .await;
+    let message = e["message"].as_str().unwrap();
+    assert!(message.contains("invalid x-api-key"), "{e}");
+    assert!(
+        !message.contains("sk-ant-secret-0001"),
+        "the key is scrubbed: {e}"
+    );
+    expect_error(
+        gw.post("/v1/chat/completions", ask("rate")).await,
+        429,
+        "rate_limit_error",
+    )
+    .await;
+    let e = expect_error(
+        gw.post("/v1/chat/completions", ask("long")).await,
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("context_length_exceeded"),
+        "{e}"
+    );
+    let e = expect_error(
+        gw.post("/v1/chat/completions", ask("busy")).await,
+        529,
+        "api_error",
+    )
+    .await;
+    assert!(e["message"].as_str().unwrap().contains("Overloaded"));
+}
+
+#[tokio::test]
+async fn anthropic_error_event_mid_stream_ends_with_an_error_event() {
+    let upstream = MockServer::start().await;
+    let sse = anthropic_sse(&[
+        json!({"type": "message_start", "message": {"id": "msg_e", "model": "claude", "content": [],
+            "usage": {"input_tokens": 3, "output_tokens": 1}}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "partial"}}),
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    ]);
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(sse),
+        )
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&anthropic_yaml(&upstream.uri(), false)).await;
+    let text = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "claude", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("partial"), "{text}");
+    assert!(!text.contains("[DONE]"), "{text}");
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    let event: Value = serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
+    assert!(
+        event["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Overloaded"),
+        "{event}"
+    );
+}
+
+#[tokio::test]
+async fn anthropic_unsupported_params_are_400_unless_dropped() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(anthropic_message(
+            json!([{"type": "text", "text": "ok"}]),
+            "end_turn",
+        )))
+        .mount(&upstream)
+        .await;
+    let body = json!({"model": "claude", "logit_bias": {"50256": -100}, "temperature": 0.1,
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let strict = TestGateway::start(&anthropic_yaml(&upstream.uri(), false)).await;
+    let e = expect_error(
+        strict.post("/v1/chat/completions", body.clone()).await,
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert_eq!(e["param"], "logit_bias");
+    assert!(e["message"].as_str().unwrap().contains("anthropic"), "{e}");
+    assert!(upstream.received_requests().await.unwrap().is_empty());
+
+    // The request's own `drop_params: true` drops it too, and is not forwarded.
+    let mut own = body.clone();
+    own["drop_params"] = json!(true);
+    assert_eq!(strict.post("/v1/chat/completions", own).await.status(), 200);
+    let sent = received_body(&upstream).await;
+    assert!(sent.get("logit_bias").is_none() && sent.get("drop_params").is_none());
+    upstream.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(anthropic_message(
+            json!([{"type": "text", "text": "ok"}]),
+            "end_turn",
+        )))
+        .mount(&upstream)
+        .await;
+
+    let dropping = TestGateway::start(&anthropic_yaml(&upstream.uri(), true)).await;
+    let r = dropping.post("/v1/chat/completions", body).await;
+    assert_eq!(r.status(), 200);
+    let sent = received_body(&upstream).await;
+    assert!(sent.get("logit_bias").is_none(), "{sent}");
+    assert_eq!(sent["temperature"], 0.1);
+}
