@@ -8,6 +8,7 @@ pub mod anthropic;
 pub mod azure;
 pub mod mock;
 pub mod native;
+pub mod ollama;
 pub mod openai;
 pub mod sse;
 
@@ -222,6 +223,7 @@ pub enum Provider {
     OpenAi(openai::OpenAiCompatible),
     Azure(azure::Azure),
     Anthropic(anthropic::Anthropic),
+    Ollama(ollama::Ollama),
     Mock(mock::Mock),
 }
 
@@ -248,6 +250,9 @@ impl Provider {
                 d,
                 http.clone(),
             )?)),
+            ProviderKind::Ollama | ProviderKind::OllamaChat => {
+                Ok(Provider::Ollama(ollama::Ollama::new(d, http.clone())?))
+            }
             other => Err(ProviderUnavailable(format!(
                 "provider '{}' is not supported yet",
                 other.name()
@@ -263,6 +268,7 @@ impl Provider {
             Provider::OpenAi(p) => p.call(request).await,
             Provider::Azure(p) => p.call(request).await,
             Provider::Anthropic(p) => p.call(request).await,
+            Provider::Ollama(p) => p.call(request).await,
             Provider::Mock(p) => p.call(request).await,
         }
     }

@@ -504,3 +504,366 @@ async fn anthropic_unsupported_params_are_400_unless_dropped() {
     assert!(sent.get("logit_bias").is_none(), "{sent}");
     assert_eq!(sent["temperature"], 0.1);
 }
+
+// ---------------------------------------------------------------- Ollama
+
+fn ollama_yaml(base: &str, drop_params: bool) -> String {
+    format!(
+        r#"
+model_list:
+  - model_name: llama-chat
+    litellm_params: {{model: ollama_chat/llama3.2, api_base: "{base}"}}
+  - model_name: llama-gen
+    litellm_params: {{model: ollama/llama3.2, api_base: "{base}"}}
+  - model_name: llama-emb
+    litellm_params: {{model: ollama/nomic-embed-text, api_base: "{base}"}}
+    model_info: {{mode: embedding}}
+router_settings: {{num_retries: 0}}
+litellm_settings: {{drop_params: {drop_params}}}
+"#
+    )
+}
+
+fn ndjson(lines: &[Value]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+#[tokio::test]
+async fn ollama_chat_and_generate_are_translated_both_ways() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "model": "llama3.2", "created_at": "2023-12-12T14:13:43.416799Z",
+            "message": {"role": "assistant", "content": "Hello! How are you today?"},
+            "done": true, "done_reason": "stop", "total_duration": 5191566416u64, "load_duration": 2154458,
+            "prompt_eval_count": 26, "prompt_eval_duration": 383809000, "eval_count": 298, "eval_duration": 4799921000u64
+        })))
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/generate"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "model": "llama3.2", "created_at": "2023-08-04T19:22:45.499127Z",
+            "response": "The sky is blue because of Rayleigh scattering.", "done": true, "done_reason": "length",
+            "context": [1, 2, 3], "total_duration": 10706818083u64, "prompt_eval_count": 26, "eval_count": 290
+        })))
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&ollama_yaml(&upstream.uri(), false)).await;
+    let messages =
+        json!([{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hello"}]);
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "llama-chat", "messages": messages, "temperature": 0.7, "seed": 42,
+                   "max_tokens": 100, "stop": ["\n\n"], "response_format": {"type": "json_object"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["object"], "chat.completion");
+    assert_eq!(answer["model"], "llama3.2");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "Hello! How are you today?"
+    );
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        answer["usage"],
+        json!({"prompt_tokens": 26, "completion_tokens": 298, "total_tokens": 324})
+    );
+    let chat_requests = upstream.received_requests().await.unwrap();
+    let sent: Value = serde_json::from_slice(&chat_requests[0].body).unwrap();
+    assert_eq!(
+        sent,
+        json!({"model": "llama3.2", "stream": false, "format": "json",
+               "messages": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hello"}],
+               "options": {"temperature": 0.7, "seed": 42, "num_predict": 100, "stop": ["\n\n"]}})
+    );
+
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "llama-gen", "messages": messages, "top_p": 0.5}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "The sky is blue because of Rayleigh scattering."
+    );
+    assert_eq!(answer["choices"][0]["finish_reason"], "length");
+    assert_eq!(answer["usage"]["total_tokens"], 316);
+    let requests = upstream.received_requests().await.unwrap();
+    let sent: Value = serde_json::from_slice(&requests[1].body).unwrap();
+    assert_eq!(
+        sent,
+        json!({"model": "llama3.2", "stream": false, "options": {"top_p": 0.5},
+               "prompt": "### System:\nBe kind.\n\n### User:\nHello\n\n"})
+    );
+}
+
+#[tokio::test]
+async fn ollama_ndjson_streams_become_openai_chunks_with_usage() {
+    let upstream = MockServer::start().await;
+    let chat_lines = ndjson(&[
+        json!({"model": "llama3.2", "created_at": "2023-08-04T08:52:19.385406455-07:00",
+               "message": {"role": "assistant", "content": "The"}, "done": false}),
+        json!({"model": "llama3.2", "created_at": "2023-08-04T08:52:19.385406455-07:00",
+               "message": {"role": "assistant", "content": " sky"}, "done": false}),
+        json!({"model": "llama3.2", "created_at": "2023-08-04T19:22:45.499127Z",
+               "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": "stop",
+               "total_duration": 4883583458u64, "prompt_eval_count": 26, "eval_count": 282}),
+    ]);
+    Mock::given(method("POST"))
+        .and(path("/api/chat"))
+        .and(body_partial_json(json!({"stream": true})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "application/x-ndjson")
+                .set_body_string(chat_lines),
+        )
+        .mount(&upstream)
+        .await;
+    let generate_lines = ndjson(&[
+        json!({"model": "llama3.2", "created_at": "x", "response": "Blue", "done": false}),
+        json!({"model": "llama3.2", "created_at": "x", "response": "", "done": true, "done_reason": "stop",
+               "context": [1], "prompt_eval_count": 5, "eval_count": 1}),
+    ]);
+    Mock::given(method("POST"))
+        .and(path("/api/generate"))
+        .and(body_partial_json(json!({"stream": true})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "application/x-ndjson")
+                .set_body_string(generate_lines),
+        )
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&ollama_yaml(&upstream.uri(), false)).await;
+    let ask = |model: &str| {
+        json!({"model": model, "stream": true, "stream_options": {"include_usage": true},
+               "messages": [{"role": "user", "content": "Why is the sky blue?"}]})
+    };
+    let chunks = sse_chunks(gw.post("/v1/chat/completions", ask("llama-chat")).await).await;
+    assert_eq!(
+        stream_text(&chunks),
+        ("The sky".to_string(), Some("stop".to_string()))
+    );
+    assert_eq!(
+        chunks.last().unwrap()["usage"],
+        json!({"prompt_tokens": 26, "completion_tokens": 282, "total_tokens": 308})
+    );
+    let chunks = sse_chunks(gw.post("/v1/chat/completions", ask("llama-gen")).await).await;
+    assert_eq!(
+        stream_text(&chunks),
+        ("Blue".to_string(), Some("stop".to_string()))
+    );
+    assert_eq!(chunks.last().unwrap()["usage"]["total_tokens"], 6);
+}
+
+#[tokio::test]
+async fn ollama_chat_tools_are_sent_and_tool_calls_returned() {
+    let upstream = MockServer::start().await;
+    let tool_call = json!({"role": "assistant", "content": "",
+        "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Tokyo"}}}]});
+    Mock::given(method("POST"))
+        .and(path("/api/chat"))
+        .and(body_partial_json(
+            json!({"stream": false, "tools": weather_tool()}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "model": "llama3.2", "created_at": "x", "message": tool_call, "done": true,
+            "done_reason": "stop", "prompt_eval_count": 40, "eval_count": 12})))
+        .mount(&upstream)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat"))
+        .and(body_partial_json(json!({"stream": true, "tools": weather_tool()})))
+        .respond_with(ResponseTemplate::new(200).set_body_string(ndjson(&[
+            json!({"model": "llama3.2", "created_at": "x", "message": tool_call, "done": false}),
+            json!({"model": "llama3.2", "created_at": "x", "message": {"role": "assistant", "content": ""},
+                   "done": true, "done_reason": "stop", "prompt_eval_count": 40, "eval_count": 12}),
+        ])))
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&ollama_yaml(&upstream.uri(), false)).await;
+    let body = json!({"model": "llama-chat", "tools": weather_tool(), "tool_choice": "auto",
+                      "messages": [{"role": "user", "content": "Weather in Tokyo?"}]});
+    let r = gw.post("/v1/chat/completions", body.clone()).await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    let choice = &answer["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert!(choice["message"]["content"].is_null());
+    let call = &choice["message"]["tool_calls"][0];
+    assert!(call["id"].as_str().unwrap().starts_with("call_"));
+    assert_eq!(call["function"]["name"], "get_weather");
+    assert_eq!(
+        serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap()).unwrap(),
+        json!({"city": "Tokyo"})
+    );
+    let mut streamed = body;
+    streamed["stream"] = json!(true);
+    let chunks = sse_chunks(gw.post("/v1/chat/completions", streamed).await).await;
+    let calls = stream_tool_calls(&chunks);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].1, "get_weather");
+    assert_eq!(calls[0].2, r#"{"city":"Tokyo"}"#);
+    assert_eq!(stream_text(&chunks).1.as_deref(), Some("tool_calls"));
+}
+
+#[tokio::test]
+async fn ollama_embeddings_use_api_embed() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/embed"))
+        .and(body_partial_json(json!({"model": "nomic-embed-text", "input": ["Why is the sky blue?", "Why is the grass green?"]})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "model": "nomic-embed-text",
+            "embeddings": [[0.010071029, -0.0017594862, 0.05007221], [-0.0098027075, 0.06042469, 0.025855543]],
+            "total_duration": 14143917, "load_duration": 1019500, "prompt_eval_count": 8
+        })))
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&ollama_yaml(&upstream.uri(), false)).await;
+    let r = gw
+        .post(
+            "/v1/embeddings",
+            json!({"model": "llama-emb", "input": ["Why is the sky blue?", "Why is the grass green?"],
+                   "encoding_format": "float"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["object"], "list");
+    assert_eq!(answer["data"][1]["index"], 1);
+    assert_eq!(answer["data"][1]["object"], "embedding");
+    assert_eq!(
+        answer["data"][1]["embedding"],
+        json!([-0.0098027075, 0.06042469, 0.025855543])
+    );
+    assert_eq!(
+        answer["usage"],
+        json!({"prompt_tokens": 8, "completion_tokens": 0, "total_tokens": 8})
+    );
+}
+
+#[tokio::test]
+async fn ollama_errors_become_openai_errors_with_their_status() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat"))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(
+                json!({"error": "model \"llama3.2\" not found, try pulling it first"}),
+            ),
+        )
+        .mount(&upstream)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/generate"))
+        .respond_with(
+            ResponseTemplate::new(500).set_body_json(
+                json!({"error": "llama runner process has terminated: signal: killed"}),
+            ),
+        )
+        .mount(&upstream)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/embed"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"error": "input length exceeds the context length"})),
+        )
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&ollama_yaml(&upstream.uri(), false)).await;
+    let ask = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "x"}]});
+    let e = expect_error(
+        gw.post("/v1/chat/completions", ask("llama-chat")).await,
+        404,
+        "not_found_error",
+    )
+    .await;
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("try pulling it first"),
+        "{e}"
+    );
+    let e = expect_error(
+        gw.post("/v1/chat/completions", ask("llama-gen")).await,
+        500,
+        "api_error",
+    )
+    .await;
+    assert!(
+        e["message"].as_str().unwrap().contains("llama runner"),
+        "{e}"
+    );
+    let e = expect_error(
+        gw.post(
+            "/v1/embeddings",
+            json!({"model": "llama-emb", "input": "long"}),
+        )
+        .await,
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("context_length_exceeded"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn ollama_unsupported_params_are_400_unless_dropped() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/generate"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "model": "llama3.2", "response": "ok", "done": true, "prompt_eval_count": 1, "eval_count": 1})))
+        .mount(&upstream)
+        .await;
+    // `ollama/` (the generate API) takes no tools; `logprobs` no Ollama API takes.
+    let body = json!({"model": "llama-gen", "tools": weather_tool(), "temperature": 0,
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let strict = TestGateway::start(&ollama_yaml(&upstream.uri(), false)).await;
+    let e = expect_error(
+        strict.post("/v1/chat/completions", body.clone()).await,
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert_eq!(e["param"], "tools");
+    assert!(e["message"].as_str().unwrap().contains("ollama"), "{e}");
+    let chat = json!({"model": "llama-chat", "logprobs": true, "messages": [{"role": "user", "content": "hi"}]});
+    let e = expect_error(
+        strict.post("/v1/chat/completions", chat.clone()).await,
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert_eq!(e["param"], "logprobs");
+    assert!(upstream.received_requests().await.unwrap().is_empty());
+
+    let dropping = TestGateway::start(&ollama_yaml(&upstream.uri(), true)).await;
+    assert_eq!(
+        dropping.post("/v1/chat/completions", body).await.status(),
+        200
+    );
+    let sent = received_body(&upstream).await;
+    assert!(sent.get("tools").is_none(), "{sent}");
+    assert_eq!(sent["options"]["temperature"], 0);
+}
