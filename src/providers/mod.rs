@@ -6,6 +6,7 @@
 
 pub mod anthropic;
 pub mod azure;
+pub mod gemini;
 pub mod mock;
 pub mod native;
 pub mod ollama;
@@ -224,6 +225,7 @@ pub enum Provider {
     Azure(azure::Azure),
     Anthropic(anthropic::Anthropic),
     Ollama(ollama::Ollama),
+    Gemini(gemini::Gemini),
     Mock(mock::Mock),
 }
 
@@ -253,6 +255,7 @@ impl Provider {
             ProviderKind::Ollama | ProviderKind::OllamaChat => {
                 Ok(Provider::Ollama(ollama::Ollama::new(d, http.clone())?))
             }
+            ProviderKind::Gemini => Ok(Provider::Gemini(gemini::Gemini::new(d, http.clone())?)),
             other => Err(ProviderUnavailable(format!(
                 "provider '{}' is not supported yet",
                 other.name()
@@ -269,6 +272,7 @@ impl Provider {
             Provider::Azure(p) => p.call(request).await,
             Provider::Anthropic(p) => p.call(request).await,
             Provider::Ollama(p) => p.call(request).await,
+            Provider::Gemini(p) => p.call(request).await,
             Provider::Mock(p) => p.call(request).await,
         }
     }

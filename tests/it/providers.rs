@@ -867,3 +867,362 @@ async fn ollama_unsupported_params_are_400_unless_dropped() {
     assert!(sent.get("tools").is_none(), "{sent}");
     assert_eq!(sent["options"]["temperature"], 0);
 }
+
+// ---------------------------------------------------------------- Gemini
+
+const GEMINI_KEY: &str = "AIzaSy-test-key-0001";
+
+fn gemini_yaml(base: &str, drop_params: bool) -> String {
+    format!(
+        r#"
+model_list:
+  - model_name: gemini
+    litellm_params: {{model: gemini/gemini-2.0-flash, api_base: "{base}", api_key: {GEMINI_KEY}}}
+  - model_name: gemini-emb
+    litellm_params: {{model: gemini/text-embedding-004, api_base: "{base}", api_key: {GEMINI_KEY}}}
+    model_info: {{mode: embedding}}
+router_settings: {{num_retries: 0}}
+litellm_settings: {{drop_params: {drop_params}}}
+"#
+    )
+}
+
+const GEMINI_CHAT: &str = "/v1beta/models/gemini-2.0-flash:generateContent";
+const GEMINI_STREAM: &str = "/v1beta/models/gemini-2.0-flash:streamGenerateContent";
+
+fn gemini_answer(parts: Value, finish: &str) -> Value {
+    json!({
+        "candidates": [{"content": {"parts": parts, "role": "model"}, "finishReason": finish, "index": 0,
+            "safetyRatings": [{"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"}]}],
+        "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 12, "totalTokenCount": 20},
+        "modelVersion": "gemini-2.0-flash", "responseId": "resp-gem-1"
+    })
+}
+
+fn gemini_sse(events: &[Value]) -> String {
+    events
+        .iter()
+        .map(|e| format!("data: {e}\r\n\r\n"))
+        .collect()
+}
+
+#[tokio::test]
+async fn gemini_chat_is_translated_and_the_key_stays_out_of_the_url() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(GEMINI_CHAT))
+        .and(header("x-goog-api-key", GEMINI_KEY))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(gemini_answer(json!([{"text": "Bonjour!"}]), "STOP")),
+        )
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&gemini_yaml(&upstream.uri(), false)).await;
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "gemini", "temperature": 0.4, "max_completion_tokens": 200, "stop": "END",
+                   "response_format": {"type": "json_object"}, "messages": [
+                {"role": "system", "content": "Answer in French."},
+                {"role": "user", "content": "Hello"},
+                {"role": "assistant", "content": "Salut"},
+                {"role": "user", "content": "Again"}
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["id"], "resp-gem-1");
+    assert_eq!(answer["object"], "chat.completion");
+    assert_eq!(answer["model"], "gemini-2.0-flash");
+    assert_eq!(answer["choices"][0]["message"]["content"], "Bonjour!");
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        answer["usage"],
+        json!({"prompt_tokens": 8, "completion_tokens": 12, "total_tokens": 20})
+    );
+    let requests = upstream.received_requests().await.unwrap();
+    assert!(requests[0].url.query().is_none(), "no key in the URL");
+    let sent: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(
+        sent,
+        json!({
+            "systemInstruction": {"parts": [{"text": "Answer in French."}]},
+            "contents": [
+                {"role": "user", "parts": [{"text": "Hello"}]},
+                {"role": "model", "parts": [{"text": "Salut"}]},
+                {"role": "user", "parts": [{"text": "Again"}]}
+            ],
+            "generationConfig": {"temperature": 0.4, "maxOutputTokens": 200, "stopSequences": ["END"],
+                                 "responseMimeType": "application/json"}
+        })
+    );
+}
+
+#[tokio::test]
+async fn gemini_sse_stream_becomes_openai_chunks_with_usage() {
+    let upstream = MockServer::start().await;
+    let sse = gemini_sse(&[
+        json!({"candidates": [{"content": {"parts": [{"text": "The sky"}], "role": "model"}, "index": 0}],
+               "usageMetadata": {"promptTokenCount": 6, "totalTokenCount": 6}, "modelVersion": "gemini-2.0-flash",
+               "responseId": "resp-s"}),
+        json!({"candidates": [{"content": {"parts": [{"text": " is blue."}], "role": "model"}, "finishReason": "STOP", "index": 0}],
+               "usageMetadata": {"promptTokenCount": 6, "candidatesTokenCount": 5, "totalTokenCount": 11},
+               "modelVersion": "gemini-2.0-flash", "responseId": "resp-s"}),
+    ]);
+    Mock::given(method("POST"))
+        .and(path(GEMINI_STREAM))
+        .and(wiremock::matchers::query_param("alt", "sse"))
+        .and(header("x-goog-api-key", GEMINI_KEY))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(sse),
+        )
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&gemini_yaml(&upstream.uri(), false)).await;
+    let chunks = sse_chunks(
+        gw.post(
+            "/v1/chat/completions",
+            json!({"model": "gemini", "stream": true, "stream_options": {"include_usage": true},
+                   "messages": [{"role": "user", "content": "Why is the sky blue?"}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        stream_text(&chunks),
+        ("The sky is blue.".to_string(), Some("stop".to_string()))
+    );
+    assert_eq!(chunks[0]["id"], "resp-s");
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert_eq!(
+        last["usage"],
+        json!({"prompt_tokens": 6, "completion_tokens": 5, "total_tokens": 11})
+    );
+}
+
+#[tokio::test]
+async fn gemini_tools_become_function_declarations_and_calls_tool_calls() {
+    let upstream = MockServer::start().await;
+    let call = json!([{"functionCall": {"name": "get_weather", "args": {"city": "Lyon"}}}]);
+    Mock::given(method("POST"))
+        .and(path(GEMINI_CHAT))
+        .and(body_partial_json(json!({
+            "tools": [{"functionDeclarations": [{"name": "get_weather", "description": "Current weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]}],
+            "toolConfig": {"functionCallingConfig": {"mode": "ANY"}},
+            "contents": [
+                {"role": "user", "parts": [{"text": "Weather?"}]},
+                {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Nice"}}}]},
+                {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"content": "sunny"}}}]}
+            ]
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(gemini_answer(call.clone(), "STOP")))
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(GEMINI_STREAM))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(gemini_sse(&[json!({
+                    "candidates": [{"content": {"parts": call, "role": "model"}, "finishReason": "STOP", "index": 0}],
+                    "usageMetadata": {"promptTokenCount": 30, "candidatesTokenCount": 5, "totalTokenCount": 35}})])),
+        )
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&gemini_yaml(&upstream.uri(), false)).await;
+    let body = json!({"model": "gemini", "tools": weather_tool(), "tool_choice": "required", "messages": [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_a", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"city\":\"Nice\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_a", "content": "sunny"}
+    ]});
+    let r = gw.post("/v1/chat/completions", body.clone()).await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    let choice = &answer["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert!(choice["message"]["content"].is_null());
+    let tc = &choice["message"]["tool_calls"][0];
+    assert!(tc["id"].as_str().unwrap().starts_with("call_"));
+    assert_eq!(tc["function"]["name"], "get_weather");
+    assert_eq!(
+        serde_json::from_str::<Value>(tc["function"]["arguments"].as_str().unwrap()).unwrap(),
+        json!({"city": "Lyon"})
+    );
+    let mut streamed = body;
+    streamed["stream"] = json!(true);
+    let chunks = sse_chunks(gw.post("/v1/chat/completions", streamed).await).await;
+    let calls = stream_tool_calls(&chunks);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        (calls[0].1.as_str(), calls[0].2.as_str()),
+        ("get_weather", r#"{"city":"Lyon"}"#)
+    );
+    assert_eq!(stream_text(&chunks).1.as_deref(), Some("tool_calls"));
+}
+
+#[tokio::test]
+async fn gemini_embeddings_use_batch_embed_contents() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1beta/models/text-embedding-004:batchEmbedContents"))
+        .and(header("x-goog-api-key", GEMINI_KEY))
+        .and(body_partial_json(json!({"requests": [
+            {"model": "models/text-embedding-004", "content": {"parts": [{"text": "first"}]}, "outputDimensionality": 3},
+            {"model": "models/text-embedding-004", "content": {"parts": [{"text": "second"}]}, "outputDimensionality": 3}
+        ]})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "embeddings": [{"values": [0.1, 0.2, 0.3]}, {"values": [0.4, 0.5, 0.6]}]
+        })))
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&gemini_yaml(&upstream.uri(), false)).await;
+    let r = gw
+        .post(
+            "/v1/embeddings",
+            json!({"model": "gemini-emb", "input": ["first", "second"], "dimensions": 3}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["data"][0]["embedding"], json!([0.1, 0.2, 0.3]));
+    assert_eq!(answer["data"][1]["embedding"], json!([0.4, 0.5, 0.6]));
+    assert_eq!(answer["data"][1]["index"], 1);
+    assert!(answer["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn gemini_errors_become_openai_errors_with_their_status() {
+    let upstream = MockServer::start().await;
+    let error = |code: u16, status: &str, message: &str| json!({"error": {"code": code, "message": message, "status": status}});
+    for (marker, code, body) in [
+        (
+            "key",
+            400,
+            error(
+                400,
+                "INVALID_ARGUMENT",
+                &format!("API key not valid: {GEMINI_KEY}. Please pass a valid API key."),
+            ),
+        ),
+        (
+            "quota",
+            429,
+            error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "Resource has been exhausted (e.g. check quota).",
+            ),
+        ),
+        (
+            "busy",
+            503,
+            error(
+                503,
+                "UNAVAILABLE",
+                "The model is overloaded. Please try again later.",
+            ),
+        ),
+        (
+            "long",
+            400,
+            error(
+                400,
+                "INVALID_ARGUMENT",
+                "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).",
+            ),
+        ),
+    ] {
+        Mock::given(method("POST"))
+            .and(path(GEMINI_CHAT))
+            .and(body_partial_json(
+                json!({"contents": [{"parts": [{"text": marker}]}]}),
+            ))
+            .respond_with(ResponseTemplate::new(code).set_body_json(body))
+            .mount(&upstream)
+            .await;
+    }
+    let gw = TestGateway::start(&gemini_yaml(&upstream.uri(), false)).await;
+    let ask = |marker: &str| json!({"model": "gemini", "messages": [{"role": "user", "content": marker}]});
+    let e = expect_error(
+        gw.post("/v1/chat/completions", ask("key")).await,
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.contains("API key not valid") && !message.contains(GEMINI_KEY),
+        "{e}"
+    );
+    expect_error(
+        gw.post("/v1/chat/completions", ask("quota")).await,
+        429,
+        "rate_limit_error",
+    )
+    .await;
+    let e = expect_error(
+        gw.post("/v1/chat/completions", ask("busy")).await,
+        503,
+        "api_error",
+    )
+    .await;
+    assert!(e["message"].as_str().unwrap().contains("overloaded"), "{e}");
+    let e = expect_error(
+        gw.post("/v1/chat/completions", ask("long")).await,
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("context_length_exceeded"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn gemini_unsupported_params_are_400_unless_dropped() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(GEMINI_CHAT))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(gemini_answer(json!([{"text": "ok"}]), "STOP")),
+        )
+        .mount(&upstream)
+        .await;
+    let body = json!({"model": "gemini", "logprobs": true, "top_logprobs": 2, "seed": 3,
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let strict = TestGateway::start(&gemini_yaml(&upstream.uri(), false)).await;
+    let e = expect_error(
+        strict.post("/v1/chat/completions", body.clone()).await,
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert_eq!(e["param"], "logprobs");
+    assert!(e["message"].as_str().unwrap().contains("gemini"), "{e}");
+    assert!(upstream.received_requests().await.unwrap().is_empty());
+    let dropping = TestGateway::start(&gemini_yaml(&upstream.uri(), true)).await;
+    assert_eq!(
+        dropping.post("/v1/chat/completions", body).await.status(),
+        200
+    );
+    let sent = received_body(&upstream).await;
+    assert_eq!(sent["generationConfig"], json!({"seed": 3}), "{sent}");
+    assert!(sent.get("logprobs").is_none());
+}
