@@ -92,6 +92,7 @@ impl Anthropic {
             return Ok(ProviderResponse::Stream(native::translate_stream(
                 native::sse_events(response),
                 translator,
+                self.secret.as_deref(),
             )));
         }
         let message: MessagesResponse =

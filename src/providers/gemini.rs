@@ -102,6 +102,7 @@ impl Gemini {
             return Ok(ProviderResponse::Stream(native::translate_stream(
                 native::sse_events(response),
                 translator,
+                self.secret.as_deref(),
             )));
         }
         let answer: GenerateResponse =

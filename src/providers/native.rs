@@ -530,6 +530,8 @@ pub fn ndjson_lines(response: reqwest::Response) -> EventStream {
 struct Driver<T> {
     events: EventStream,
     translator: T,
+    /// The upstream key, scrubbed from error texts (upstreams may echo what they were sent).
+    secret: Option<String>,
     pending: VecDeque<StreamChunk>,
     finished: bool,
 }
@@ -537,10 +539,15 @@ struct Driver<T> {
 /// Runs a translator over upstream events. Events that produce nothing (pings, block
 /// boundaries) are consumed without yielding, so the first item is real content: the router
 /// can still retry a stream that fails before it.
-pub fn translate_stream<T: StreamTranslator>(events: EventStream, translator: T) -> ChunkStream {
+pub fn translate_stream<T: StreamTranslator>(
+    events: EventStream,
+    translator: T,
+    secret: Option<&str>,
+) -> ChunkStream {
     let driver = Driver {
         events,
         translator,
+        secret: secret.map(str::to_string),
         pending: VecDeque::new(),
         finished: false,
     };
@@ -562,6 +569,11 @@ pub fn translate_stream<T: StreamTranslator>(events: EventStream, translator: T)
                 Ok(done) => {
                     d.finished = done;
                     d.pending.extend(out);
+                }
+                Err(ProviderError::Stream(text)) => {
+                    d.finished = true;
+                    let text = scrub(&text, &d.secret.as_deref().into_iter().collect::<Vec<_>>());
+                    return Some((Err(ProviderError::Stream(text)), d));
                 }
                 Err(e) => {
                     d.finished = true;
@@ -611,8 +623,9 @@ pub fn openai_error_body(
             (_, 404) => "not_found_error",
             (_, 429) => "rate_limit_error",
             (_, 408 | 504) => "timeout_error",
+            (Some("UNAUTHENTICATED"), _) => "authentication_error",
+            (Some("PERMISSION_DENIED"), _) => "permission_error",
             (_, 400 | 413 | 422) => "invalid_request_error",
-            (Some("overloaded_error"), _) => "api_error",
             _ => "api_error",
         };
         (kind, format!("{provider}: {message}"))

@@ -130,6 +130,7 @@ impl Ollama {
             return Ok(ProviderResponse::Stream(native::translate_stream(
                 native::ndjson_lines(response),
                 translator,
+                self.secret.as_deref(),
             )));
         }
         let answer: OllamaAnswer =

@@ -423,7 +423,7 @@ async fn anthropic_error_event_mid_stream_ends_with_an_error_event() {
             "usage": {"input_tokens": 3, "output_tokens": 1}}}),
         json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
         json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "partial"}}),
-        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded (key sk-ant-secret-0001)"}}),
     ]);
     Mock::given(method("POST"))
         .and(path("/v1/messages"))
@@ -446,6 +446,10 @@ async fn anthropic_error_event_mid_stream_ends_with_an_error_event() {
         .unwrap();
     assert!(text.contains("partial"), "{text}");
     assert!(!text.contains("[DONE]"), "{text}");
+    assert!(
+        !text.contains("sk-ant-secret-0001"),
+        "the key is scrubbed: {text}"
+    );
     let last = text.trim_end().rsplit("\n\n").next().unwrap();
     let event: Value = serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
     assert!(
@@ -1225,4 +1229,63 @@ async fn gemini_unsupported_params_are_400_unless_dropped() {
     let sent = received_body(&upstream).await;
     assert_eq!(sent["generationConfig"], json!({"seed": 3}), "{sent}");
     assert!(sent.get("logprobs").is_none());
+}
+
+#[tokio::test]
+async fn text_completions_work_on_translating_providers() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/generate"))
+        .and(body_partial_json(json!({"model": "llama3.2", "prompt": "Once upon a time", "stream": false})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "model": "llama3.2", "response": " there was a gateway.", "done": true, "done_reason": "stop",
+            "prompt_eval_count": 4, "eval_count": 5})))
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(body_partial_json(
+            json!({"messages": [{"role": "user", "content": "Say hi"}]}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(anthropic_message(
+            json!([{"type": "text", "text": "hi"}]),
+            "end_turn",
+        )))
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    let base = upstream.uri();
+    let yaml = format!(
+        r#"
+model_list:
+  - model_name: llama-gen
+    litellm_params: {{model: ollama/llama3.2, api_base: "{base}"}}
+  - model_name: claude
+    litellm_params: {{model: anthropic/claude-x, api_base: "{base}", api_key: k}}
+"#
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let r = gw
+        .post(
+            "/v1/completions",
+            json!({"model": "llama-gen", "prompt": "Once upon a time"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["object"], "text_completion");
+    assert_eq!(answer["choices"][0]["text"], " there was a gateway.");
+    assert_eq!(answer["usage"]["total_tokens"], 9);
+    let r = gw
+        .post(
+            "/v1/completions",
+            json!({"model": "claude", "prompt": "Say hi"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["object"], "text_completion");
+    assert_eq!(answer["choices"][0]["text"], "hi");
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
 }
