@@ -604,7 +604,7 @@ pub fn openai_error_body(
             || (lower.contains("input token count") && lower.contains("exceeds")));
     let content_policy = !context_window
         && (lower.contains("content policy")
-            || lower.contains("safety")
+            || lower.contains("content_policy")
             || lower.contains("content filter"));
     let (kind, message) = if context_window {
         (
