@@ -4,8 +4,12 @@
 //! Dispatch is an enum rather than `dyn Trait`: the set is closed, calls stay static, and
 //! `async fn` in traits is not object-safe.
 
+pub mod anthropic;
 pub mod azure;
+pub mod gemini;
 pub mod mock;
+pub mod native;
+pub mod ollama;
 pub mod openai;
 pub mod sse;
 
@@ -219,6 +223,9 @@ pub fn upstream_error(status: u16, body: &[u8]) -> ApiError {
 pub enum Provider {
     OpenAi(openai::OpenAiCompatible),
     Azure(azure::Azure),
+    Anthropic(anthropic::Anthropic),
+    Ollama(ollama::Ollama),
+    Gemini(gemini::Gemini),
     Mock(mock::Mock),
 }
 
@@ -241,6 +248,14 @@ impl Provider {
                 openai::OpenAiCompatible::new(d, http.clone())?,
             )),
             ProviderKind::Azure => Ok(Provider::Azure(azure::Azure::new(d, http.clone())?)),
+            ProviderKind::Anthropic => Ok(Provider::Anthropic(anthropic::Anthropic::new(
+                d,
+                http.clone(),
+            )?)),
+            ProviderKind::Ollama | ProviderKind::OllamaChat => {
+                Ok(Provider::Ollama(ollama::Ollama::new(d, http.clone())?))
+            }
+            ProviderKind::Gemini => Ok(Provider::Gemini(gemini::Gemini::new(d, http.clone())?)),
             other => Err(ProviderUnavailable(format!(
                 "provider '{}' is not supported yet",
                 other.name()
@@ -255,6 +270,9 @@ impl Provider {
         match self {
             Provider::OpenAi(p) => p.call(request).await,
             Provider::Azure(p) => p.call(request).await,
+            Provider::Anthropic(p) => p.call(request).await,
+            Provider::Ollama(p) => p.call(request).await,
+            Provider::Gemini(p) => p.call(request).await,
             Provider::Mock(p) => p.call(request).await,
         }
     }

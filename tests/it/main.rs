@@ -10,4 +10,5 @@ mod keys;
 mod limits;
 mod multi_instance;
 mod pipeline;
+mod providers;
 mod routing;
