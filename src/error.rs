@@ -57,8 +57,7 @@ impl ErrorKind {
             ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout_error"),
             ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             ErrorKind::Upstream(code) => {
-                let status =
-                    StatusCode::from_u16(*code).unwrap_or(StatusCode::BAD_GATEWAY);
+                let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::BAD_GATEWAY);
                 (status, upstream_type(status))
             }
             ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error"),

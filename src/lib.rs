@@ -2,4 +2,5 @@
 //! with virtual keys, limits, caching and retrieval built in.
 
 pub mod error;
+pub mod rag;
 pub mod secret;

@@ -103,10 +103,16 @@ mod tests {
             redact_url("postgresql://gateway:secret@db:5432/gw"),
             "postgresql://gateway:***@db:5432/gw"
         );
-        assert_eq!(redact_url("redis://:pw@cache:6379/0"), "redis://:***@cache:6379/0");
+        assert_eq!(
+            redact_url("redis://:pw@cache:6379/0"),
+            "redis://:***@cache:6379/0"
+        );
         assert_eq!(redact_url("http://127.0.0.1:6333"), "http://127.0.0.1:6333");
         assert_eq!(
-            scrub("failed: redis://:pw@cache:6379 with sk-abcdef", &["sk-abcdef"]),
+            scrub(
+                "failed: redis://:pw@cache:6379 with sk-abcdef",
+                &["sk-abcdef"]
+            ),
             "failed: redis://:***@cache:6379 with ***"
         );
     }
