@@ -244,6 +244,37 @@ impl RagService {
             }
         }
 
+        // A scoped key must not overwrite, by id, a point of a namespace it cannot touch.
+        if let Some(allowed) = &scope.namespaces {
+            let explicit: Vec<Value> = documents
+                .iter()
+                .filter_map(|d| d.id)
+                .chain(raw_points.iter().map(|p| p.id))
+                .map(PointId::to_json)
+                .collect();
+            if !explicit.is_empty() {
+                let foreign = json!({
+                    "must": [{"has_id": explicit}],
+                    "must_not": [{"key": "namespace", "match": {"any": allowed}}],
+                });
+                match self
+                    .store
+                    .count(&collection, Some(Filter::trusted(foreign)))
+                    .await
+                {
+                    Ok(0) | Err(VectorStoreError::CollectionNotFound(_)) => {}
+                    Ok(_) => {
+                        return Err(ApiError::new(
+                            ErrorKind::Permission,
+                            "An id of this request belongs to a point outside this key's RAG namespaces.",
+                        )
+                        .with_param("ids"));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+
         // Embed documents in batches, all before anything is stored.
         let mut points = Vec::with_capacity(documents.len() + raw_points.len());
         let ns_for_id = namespace.clone().unwrap_or_default();

@@ -355,6 +355,25 @@ impl EmbeddedStore {
         c.write(UpdateOperation::PointOperation(operation), 0).await
     }
 
+    pub async fn count(
+        &self,
+        name: &str,
+        filter: Option<super::Filter>,
+    ) -> Result<u64, VectorStoreError> {
+        let c = self.existing(name).await?;
+        let filter = filter.map(|f| engine_filter(f.as_json())).transpose()?;
+        let shard = c.shard.clone();
+        let n = blocking(move || {
+            shard.count(CountRequest {
+                filter,
+                exact: true,
+            })
+        })
+        .await?
+        .map_err(engine_error)?;
+        Ok(n as u64)
+    }
+
     /// Runs the optimisers of a collection now (through its writer) and waits for them: for
     /// benchmarks and for operators who want the index built before traffic arrives.
     pub async fn optimize(&self, name: &str) -> Result<(), VectorStoreError> {

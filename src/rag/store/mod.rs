@@ -268,6 +268,18 @@ impl VectorStore {
         }
     }
 
+    /// The exact number of points matching `filter` (all points when `None`).
+    pub async fn count(
+        &self,
+        collection: &str,
+        filter: Option<Filter>,
+    ) -> Result<u64, VectorStoreError> {
+        match self {
+            VectorStore::Server(s) => s.count(collection, filter).await,
+            VectorStore::Embedded(s) => s.count(collection, filter).await,
+        }
+    }
+
     /// Whether the store can serve requests now.
     pub async fn health(&self) -> Result<(), VectorStoreError> {
         match self {

@@ -66,6 +66,11 @@ struct CollectionParamsBody {
 }
 
 #[derive(Deserialize)]
+struct CountBody {
+    count: u64,
+}
+
+#[derive(Deserialize)]
 struct QueryResponseBody {
     points: Vec<ScoredPointBody>,
 }
@@ -372,6 +377,29 @@ impl QdrantServerStore {
         )
         .await?;
         Ok(())
+    }
+
+    /// `POST /collections/{c}/points/count` (exact).
+    pub async fn count(
+        &self,
+        collection: &str,
+        filter: Option<super::Filter>,
+    ) -> Result<u64, VectorStoreError> {
+        let path = Self::collection_path(collection)?;
+        let mut body = Map::new();
+        if let Some(filter) = filter {
+            body.insert("filter".into(), filter.into_json());
+        }
+        body.insert("exact".into(), Value::Bool(true));
+        let counted: CountBody = self
+            .call(
+                collection,
+                Method::POST,
+                &format!("{path}/points/count"),
+                Some(&Value::Object(body)),
+            )
+            .await?;
+        Ok(counted.count)
     }
 
     /// `GET /healthz`.
