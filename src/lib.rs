@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod providers;
 pub mod proxy;
+pub mod rag;
 pub mod router;
 pub mod secret;
 pub mod server;

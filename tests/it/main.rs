@@ -11,4 +11,5 @@ mod limits;
 mod multi_instance;
 mod pipeline;
 mod providers;
+mod rag_store;
 mod routing;

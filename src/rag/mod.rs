@@ -1,0 +1,77 @@
+//! Retrieval (RAG): the `/v1/rag/*` logic over a vector store, independent of HTTP.
+//!
+//! - [`store`]: the [`store::VectorStore`] interface and its two backends (Qdrant server over
+//!   REST, Qdrant's engine embedded).
+//! - [`service`]: request validation, namespace scoping, embedding of documents and queries,
+//!   and the exact response shapes of `../shared/spec/rag-api.md`.
+//!
+//! The HTTP layer calls [`RagService::search`], [`RagService::upsert`] and
+//! [`RagService::delete`] with the caller's [`RagScope`], an [`Embedder`] bound to the
+//! caller's identity, and the raw JSON body.
+
+pub mod service;
+pub mod store;
+
+use std::path::PathBuf;
+
+use futures::future::BoxFuture;
+
+use crate::error::ApiError;
+use crate::secret::{Secret, redact_url};
+
+pub use service::RagService;
+pub use store::{VectorStore, VectorStoreError};
+
+/// Computes embeddings for texts, in order, one vector per text. The gateway implements it
+/// over its router with the caller's identity (model access, spend); tests use a fake.
+pub trait Embedder: Send + Sync {
+    fn embed(&self, texts: Vec<String>) -> BoxFuture<'_, Result<Vec<Vec<f32>>, ApiError>>;
+}
+
+/// The namespaces a caller may touch. `namespaces: None` is unrestricted (master key, or a
+/// virtual key without `metadata.rag_namespaces`); `Some(list)` restricts every route to
+/// `list` (an empty list denies everything) and to the default collection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RagScope {
+    pub namespaces: Option<Vec<String>>,
+}
+
+impl RagScope {
+    /// No restriction.
+    pub fn unrestricted() -> Self {
+        RagScope { namespaces: None }
+    }
+
+    /// Restricted to these namespaces.
+    pub fn only<I: IntoIterator<Item = S>, S: Into<String>>(namespaces: I) -> Self {
+        RagScope {
+            namespaces: Some(namespaces.into_iter().map(Into::into).collect()),
+        }
+    }
+}
+
+/// Where vectors live, from the environment or the config's `rag_settings`.
+#[derive(Clone)]
+pub struct RagConfig {
+    /// REST URL of a Qdrant server; `None` (or empty) selects the embedded store.
+    pub qdrant_url: Option<String>,
+    pub qdrant_api_key: Option<Secret>,
+    /// The default collection (`QDRANT_COLLECTION`, default `hx_rag_default`).
+    pub collection: String,
+    /// `HX_DATA_DIR`: the embedded store lives in `<data_dir>/qdrant`.
+    pub data_dir: PathBuf,
+}
+
+impl std::fmt::Debug for RagConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RagConfig")
+            .field("qdrant_url", &self.qdrant_url.as_deref().map(redact_url))
+            .field("qdrant_api_key", &self.qdrant_api_key)
+            .field("collection", &self.collection)
+            .field("data_dir", &self.data_dir)
+            .finish()
+    }
+}
+
+/// The default collection name of the spec.
+pub const DEFAULT_COLLECTION: &str = "hx_rag_default";

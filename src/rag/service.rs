@@ -1,0 +1,908 @@
+//! The RAG API logic of `/v1/rag/search`, `/v1/rag/upsert` and `/v1/rag/delete`, without
+//! HTTP: field validation with the spec's messages, namespace scoping, embedding in batches,
+//! deterministic ids, collection auto-creation, and the exact response shapes.
+//!
+//! Bodies are taken as raw JSON so that this module owns every validation message (a wrong
+//! type names its field, as `invalid_request_error` with `param`).
+
+// `ApiError` is the crate-wide error the HTTP layer renders; its size is its owner's choice.
+#![allow(clippy::result_large_err)]
+
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::store::{
+    DeleteSelector, EmbeddedStore, EmbeddedStoreOptions, Filter, Point, PointId, QdrantServerStore,
+    ScoredPoint, SearchQuery, VectorStore, VectorStoreError, WithPayload, valid_collection_name,
+};
+use super::{Embedder, RagConfig, RagScope};
+use crate::error::{ApiError, ErrorKind};
+
+/// Texts per embedding call when upserting documents.
+pub const DEFAULT_EMBED_BATCH: usize = 64;
+const MAX_LIMIT: u64 = 1000;
+const DEFAULT_LIMIT: u64 = 5;
+const NEITHER_QUERY_NOR_VECTOR: &str = "Provide either 'vector' or 'query'.";
+
+/// The RAG API over one vector store.
+pub struct RagService {
+    store: VectorStore,
+    default_collection: String,
+    embed_batch: usize,
+}
+
+impl RagService {
+    pub fn new(store: VectorStore, default_collection: impl Into<String>) -> Self {
+        RagService {
+            store,
+            default_collection: default_collection.into(),
+            embed_batch: DEFAULT_EMBED_BATCH,
+        }
+    }
+
+    /// The store the config asks for: a Qdrant server when `qdrant_url` is set, else the
+    /// embedded engine under `<data_dir>/qdrant`. The embedded store opens (and locks its
+    /// directory) on first use, not here; call [`RagService::health`] to open it eagerly.
+    pub fn open(cfg: RagConfig) -> Result<Self, VectorStoreError> {
+        if !valid_collection_name(&cfg.collection) {
+            return Err(VectorStoreError::BadRequest(format!(
+                "QDRANT_COLLECTION '{}' is not a valid collection name (letters, digits, '_', '-', '.')",
+                cfg.collection
+            )));
+        }
+        let store = match cfg.qdrant_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => {
+                VectorStore::Server(QdrantServerStore::new(url, cfg.qdrant_api_key)?)
+            }
+            _ => VectorStore::Embedded(EmbeddedStore::new(
+                cfg.data_dir.join("qdrant"),
+                EmbeddedStoreOptions::default(),
+            )),
+        };
+        Ok(RagService::new(store, cfg.collection))
+    }
+
+    /// Texts per embedding call for documents (at least 1).
+    pub fn with_embed_batch(mut self, batch: usize) -> Self {
+        self.embed_batch = batch.max(1);
+        self
+    }
+
+    pub fn store(&self) -> &VectorStore {
+        &self.store
+    }
+
+    pub fn default_collection(&self) -> &str {
+        &self.default_collection
+    }
+
+    /// Health of the store (opens the embedded store if not yet open).
+    pub async fn health(&self) -> Result<(), VectorStoreError> {
+        self.store.health().await
+    }
+
+    /// Flushes and stops the store; call at shutdown.
+    pub async fn close(&self) -> Result<(), VectorStoreError> {
+        self.store.close().await
+    }
+
+    /// `POST /v1/rag/search`.
+    pub async fn search(
+        &self,
+        scope: &RagScope,
+        embedder: &dyn Embedder,
+        body: Value,
+    ) -> Result<Value, ApiError> {
+        let body = object(body)?;
+        let collection = self.collection(&body)?;
+        let namespace = opt_namespace(&body)?;
+        let filter = opt_filter(&body)?;
+        let limit = match opt_u64(&body, "limit")? {
+            None => DEFAULT_LIMIT,
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "'limit' must be between 1 and 1000.",
+                    "limit",
+                ));
+            }
+        };
+        let score_threshold = match opt_f64(&body, "score_threshold")? {
+            Some(t) if t < 0.0 => {
+                return Err(ApiError::invalid(
+                    "'score_threshold' must not be negative.",
+                    "score_threshold",
+                ));
+            }
+            // The spec: a threshold applies when present and > 0.
+            Some(t) if t > 0.0 => Some(t as f32),
+            _ => None,
+        };
+        let with_payload = match present(&body, "with_payload") {
+            None => WithPayload::All(true),
+            Some(Value::Bool(b)) => WithPayload::All(*b),
+            Some(Value::Array(items)) => WithPayload::Fields(
+                items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(with_payload_error)?,
+            ),
+            Some(_) => return Err(with_payload_error()),
+        };
+        let with_vector = opt_bool(&body, "with_vector")?.unwrap_or(false);
+        let vector = opt_vector(&body, "vector")?;
+        let query = match present(&body, "query") {
+            None => None,
+            Some(Value::String(s)) if s.trim().is_empty() => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(ApiError::invalid("'query' must be a string.", "query")),
+        };
+        if vector.is_none() && query.is_none() {
+            return Err(ApiError::invalid(NEITHER_QUERY_NOR_VECTOR, "query"));
+        }
+
+        // Scope before any embedding cost is spent.
+        let allowed = check_scope(
+            scope,
+            &self.default_collection,
+            &collection,
+            namespace.as_deref(),
+            filter.as_ref(),
+        )?;
+        let mut filter_json = filter.map(Filter::into_json);
+        if let Some(ns) = &namespace {
+            filter_json = Some(add_must(filter_json, namespace_is(ns)));
+        } else if let Some(allowed) = allowed {
+            filter_json = Some(add_must(
+                filter_json,
+                json!({"key": "namespace", "match": {"any": allowed}}),
+            ));
+        }
+
+        let vector = match vector {
+            Some(v) => v,
+            None => {
+                let text = query.unwrap_or_default();
+                let mut vectors = embedder.embed(vec![text]).await?;
+                if vectors.len() != 1 {
+                    return Err(embedding_count_error(1, vectors.len()));
+                }
+                vectors.remove(0)
+            }
+        };
+
+        let started = Instant::now();
+        let hits = self
+            .store
+            .search(
+                &collection,
+                SearchQuery {
+                    vector,
+                    filter: filter_json.map(Filter::trusted),
+                    score_threshold,
+                    limit: limit as usize,
+                    with_payload,
+                    with_vector,
+                },
+            )
+            .await?;
+        let time = started.elapsed().as_secs_f64();
+        let result: Vec<Value> = hits.into_iter().map(|h| hit_json(h, with_vector)).collect();
+        Ok(json!({
+            "status": "ok",
+            "result": {"result": result, "status": "ok", "time": time},
+        }))
+    }
+
+    /// `POST /v1/rag/upsert`.
+    pub async fn upsert(
+        &self,
+        scope: &RagScope,
+        embedder: &dyn Embedder,
+        body: Value,
+    ) -> Result<Value, ApiError> {
+        let body = object(body)?;
+        let collection = self.collection(&body)?;
+        let namespace = opt_namespace(&body)?;
+        let documents = parse_documents(&body)?;
+        let raw_points = parse_points(&body)?;
+        if documents.is_empty() && raw_points.is_empty() {
+            return Err(ApiError::invalid(
+                "Provide 'documents' or 'points' to upsert.",
+                "documents",
+            ));
+        }
+
+        check_scope(
+            scope,
+            &self.default_collection,
+            &collection,
+            namespace.as_deref(),
+            None,
+        )?;
+        if let Some(allowed) = &scope.namespaces {
+            if namespace.is_none() {
+                return Err(namespace_required());
+            }
+            let named = documents
+                .iter()
+                .map(|d| (d.metadata.get("namespace"), "documents"))
+                .chain(
+                    raw_points
+                        .iter()
+                        .map(|p| (p.payload.get("namespace"), "points")),
+                );
+            for (ns, param) in named {
+                if let Some(ns) = ns
+                    && !ns.as_str().is_some_and(|s| allowed.iter().any(|a| a == s))
+                {
+                    return Err(foreign_namespace(&value_text(ns)).with_param(param));
+                }
+            }
+        }
+
+        // A scoped key must not overwrite, by id, a point of a namespace it cannot touch.
+        if let Some(allowed) = &scope.namespaces {
+            let explicit: Vec<Value> = documents
+                .iter()
+                .filter_map(|d| d.id)
+                .chain(raw_points.iter().map(|p| p.id))
+                .map(PointId::to_json)
+                .collect();
+            if !explicit.is_empty() {
+                let foreign = json!({
+                    "must": [{"has_id": explicit}],
+                    "must_not": [{"key": "namespace", "match": {"any": allowed}}],
+                });
+                match self
+                    .store
+                    .count(&collection, Some(Filter::trusted(foreign)))
+                    .await
+                {
+                    Ok(0) | Err(VectorStoreError::CollectionNotFound(_)) => {}
+                    Ok(_) => {
+                        return Err(ApiError::new(
+                            ErrorKind::Permission,
+                            "An id of this request belongs to a point outside this key's RAG namespaces.",
+                        )
+                        .with_param("ids"));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+
+        // Embed documents in batches, all before anything is stored.
+        let mut points = Vec::with_capacity(documents.len() + raw_points.len());
+        let ns_for_id = namespace.clone().unwrap_or_default();
+        for batch in documents.chunks(self.embed_batch) {
+            let texts: Vec<String> = batch.iter().map(|d| d.text.clone()).collect();
+            let vectors = embedder.embed(texts).await?;
+            if vectors.len() != batch.len() {
+                return Err(embedding_count_error(batch.len(), vectors.len()));
+            }
+            for (doc, vector) in batch.iter().zip(vectors) {
+                let mut payload = doc.metadata.clone();
+                payload.insert("text".into(), Value::String(doc.text.clone()));
+                let id = doc.id.unwrap_or_else(|| document_id(&ns_for_id, &doc.text));
+                points.push(Point {
+                    id,
+                    vector,
+                    payload,
+                });
+            }
+        }
+        points.extend(raw_points);
+        if let Some(ns) = &namespace {
+            for p in &mut points {
+                p.payload
+                    .insert("namespace".into(), Value::String(ns.clone()));
+            }
+        }
+
+        // One size for the whole request, and the collection's if it exists.
+        let size = points.first().map_or(0, |p| p.vector.len());
+        if size == 0 {
+            return Err(ApiError::invalid("Vectors must not be empty.", "points"));
+        }
+        if let Some(p) = points.iter().find(|p| p.vector.len() != size) {
+            return Err(ApiError::invalid(
+                format!(
+                    "All vectors of a request must have the same size: got sizes {size} and {}.",
+                    p.vector.len()
+                ),
+                "points",
+            ));
+        }
+        match self.store.collection_info(&collection).await? {
+            Some(info) if info.vector_size != size => {
+                return Err(VectorStoreError::WrongDimension {
+                    expected: info.vector_size,
+                    got: size,
+                }
+                .into());
+            }
+            Some(_) => {}
+            None => self.store.create_collection(&collection, size).await?,
+        }
+        let ids: Vec<Value> = points.iter().map(|p| p.id.to_json()).collect();
+        let count = points.len();
+        self.store.upsert(&collection, points).await?;
+        Ok(json!({"status": "ok", "result": {"upserted": count, "ids": ids}}))
+    }
+
+    /// `POST /v1/rag/delete`.
+    pub async fn delete(
+        &self,
+        scope: &RagScope,
+        _embedder: &dyn Embedder,
+        body: Value,
+    ) -> Result<Value, ApiError> {
+        let body = object(body)?;
+        let collection = self.collection(&body)?;
+        let namespace = opt_namespace(&body)?;
+        let filter = opt_filter(&body)?.filter(|f| has_conditions(f.as_json()));
+        let ids = match present(&body, "ids") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    PointId::from_json(v).ok_or_else(|| {
+                        ApiError::invalid(
+                            format!("'ids[{i}]' must be an unsigned integer or a UUID."),
+                            "ids",
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => return Err(ApiError::invalid("'ids' must be an array.", "ids")),
+        };
+        if ids.is_empty() && namespace.is_none() && filter.is_none() {
+            return Err(ApiError::invalid(
+                "Provide at least one of 'ids', 'namespace' or 'filter': a delete never wipes a whole collection.",
+                "ids",
+            ));
+        }
+        check_scope(
+            scope,
+            &self.default_collection,
+            &collection,
+            namespace.as_deref(),
+            filter.as_ref(),
+        )?;
+        if scope.namespaces.is_some() && namespace.is_none() {
+            return Err(namespace_required());
+        }
+
+        let selector = if namespace.is_none() && filter.is_none() {
+            DeleteSelector::Ids(ids)
+        } else {
+            // Every given criterion must hold: ids AND namespace AND filter.
+            let mut combined = filter.map(Filter::into_json);
+            if let Some(ns) = &namespace {
+                combined = Some(add_must(combined, namespace_is(ns)));
+            }
+            if !ids.is_empty() {
+                let ids: Vec<Value> = ids.into_iter().map(PointId::to_json).collect();
+                combined = Some(add_must(combined, json!({"has_id": ids})));
+            }
+            DeleteSelector::Filter(Filter::trusted(combined.unwrap_or_else(|| json!({}))))
+        };
+        self.store.delete(&collection, selector).await?;
+        Ok(json!({"status": "ok", "result": {"status": "completed"}}))
+    }
+
+    /// The request's collection, or the default.
+    fn collection(&self, body: &Map<String, Value>) -> Result<String, ApiError> {
+        match present(body, "collection") {
+            None => Ok(self.default_collection.clone()),
+            Some(Value::String(s)) if valid_collection_name(s) => Ok(s.clone()),
+            Some(Value::String(_)) => Err(ApiError::invalid(
+                "'collection' must be 1 to 255 letters, digits, '_', '-' or '.', not starting with '.'.",
+                "collection",
+            )),
+            Some(_) => Err(ApiError::invalid(
+                "'collection' must be a string.",
+                "collection",
+            )),
+        }
+    }
+}
+
+/// A document of an upsert request.
+struct Document {
+    id: Option<PointId>,
+    text: String,
+    metadata: Map<String, Value>,
+}
+
+/// The deterministic id of a document without one: UUIDv5(NAMESPACE_URL, "hx:" + namespace +
+/// "\n" + text), so that re-upserting the same text replaces it.
+pub fn document_id(namespace: &str, text: &str) -> PointId {
+    let name = format!("hx:{namespace}\n{text}");
+    PointId::Uuid(Uuid::new_v5(&Uuid::NAMESPACE_URL, name.as_bytes()))
+}
+
+fn parse_documents(body: &Map<String, Value>) -> Result<Vec<Document>, ApiError> {
+    let items = match present(body, "documents") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "'documents' must be an array.",
+                "documents",
+            ));
+        }
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let field = |name: &str| format!("documents[{i}].{name}");
+            let obj = item.as_object().ok_or_else(|| {
+                ApiError::invalid(format!("'documents[{i}]' must be an object."), "documents")
+            })?;
+            let id = match present(obj, "id") {
+                None => None,
+                Some(v) => Some(PointId::from_json(v).ok_or_else(|| {
+                    ApiError::invalid(
+                        format!("'{}' must be an unsigned integer or a UUID.", field("id")),
+                        field("id"),
+                    )
+                })?),
+            };
+            let text = match present(obj, "text") {
+                Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                Some(Value::String(_)) => {
+                    return Err(ApiError::invalid(
+                        format!("'{}' must not be empty.", field("text")),
+                        field("text"),
+                    ));
+                }
+                None => {
+                    return Err(ApiError::invalid(
+                        format!("'{}' is required.", field("text")),
+                        field("text"),
+                    ));
+                }
+                Some(_) => {
+                    return Err(ApiError::invalid(
+                        format!("'{}' must be a string.", field("text")),
+                        field("text"),
+                    ));
+                }
+            };
+            let metadata = match present(obj, "metadata") {
+                None => Map::new(),
+                Some(Value::Object(m)) => m.clone(),
+                Some(_) => {
+                    return Err(ApiError::invalid(
+                        format!("'{}' must be an object.", field("metadata")),
+                        field("metadata"),
+                    ));
+                }
+            };
+            Ok(Document { id, text, metadata })
+        })
+        .collect()
+}
+
+fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiError> {
+    let items = match present(body, "points") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(ApiError::invalid("'points' must be an array.", "points")),
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let field = |name: &str| format!("points[{i}].{name}");
+            let obj = item.as_object().ok_or_else(|| {
+                ApiError::invalid(format!("'points[{i}]' must be an object."), "points")
+            })?;
+            let id = present(obj, "id")
+                .and_then(PointId::from_json)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        format!(
+                            "'{}' is required: an unsigned integer or a UUID.",
+                            field("id")
+                        ),
+                        field("id"),
+                    )
+                })?;
+            let vector = opt_vector(obj, "vector")
+                .map_err(|e| {
+                    ApiError::invalid(
+                        e.message
+                            .replace("'vector'", &format!("'{}'", field("vector"))),
+                        field("vector"),
+                    )
+                })?
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        format!("'{}' is required.", field("vector")),
+                        field("vector"),
+                    )
+                })?;
+            let payload = match present(obj, "payload") {
+                None => Map::new(),
+                Some(Value::Object(m)) => m.clone(),
+                Some(_) => {
+                    return Err(ApiError::invalid(
+                        format!("'{}' must be an object.", field("payload")),
+                        field("payload"),
+                    ));
+                }
+            };
+            Ok(Point {
+                id,
+                vector,
+                payload,
+            })
+        })
+        .collect()
+}
+
+/// Enforces a key's namespace scope (spec, Auth). Returns the namespaces a search naming none
+/// is limited to (`None`: unrestricted).
+fn check_scope(
+    scope: &RagScope,
+    default_collection: &str,
+    collection: &str,
+    namespace: Option<&str>,
+    filter: Option<&Filter>,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(allowed) = &scope.namespaces else {
+        return Ok(None);
+    };
+    if allowed.is_empty() {
+        return Err(ApiError::new(
+            ErrorKind::Permission,
+            "This key is not allowed any RAG namespace.",
+        ));
+    }
+    if collection != default_collection {
+        return Err(ApiError::new(
+            ErrorKind::Permission,
+            format!("This key may only use the default collection '{default_collection}'."),
+        )
+        .with_param("collection"));
+    }
+    if let Some(ns) = namespace
+        && !allowed.iter().any(|a| a == ns)
+    {
+        return Err(foreign_namespace(ns).with_param("namespace"));
+    }
+    if let Some(filter) = filter {
+        let mut named = Vec::new();
+        namespaces_named(filter.as_json(), &mut named);
+        if let Some(foreign) = named.iter().find(|n| !allowed.contains(n)) {
+            return Err(foreign_namespace(foreign).with_param("filter"));
+        }
+    }
+    Ok(Some(allowed.clone()))
+}
+
+/// Collects every namespace value a filter names in a condition on the `namespace` key, at any
+/// depth of must / should / must_not / min_should and nested filters.
+fn namespaces_named(filter: &Value, out: &mut Vec<String>) {
+    let Some(obj) = filter.as_object() else {
+        return;
+    };
+    let mut conditions: Vec<&Value> = Vec::new();
+    for clause in ["must", "should", "must_not"] {
+        match obj.get(clause) {
+            Some(Value::Array(items)) => conditions.extend(items),
+            Some(single @ Value::Object(_)) => conditions.push(single),
+            _ => {}
+        }
+    }
+    if let Some(Value::Array(items)) = obj.get("min_should").and_then(|m| m.get("conditions")) {
+        conditions.extend(items);
+    }
+    for condition in conditions {
+        match condition.get("key").and_then(Value::as_str) {
+            Some("namespace") => {
+                if let Some(m) = condition.get("match") {
+                    for name in ["value", "text", "phrase", "text_any"] {
+                        if let Some(v) = m.get(name) {
+                            out.push(value_text(v));
+                        }
+                    }
+                    for name in ["any", "except"] {
+                        if let Some(Value::Array(vs)) = m.get(name) {
+                            out.extend(vs.iter().map(value_text));
+                        }
+                    }
+                }
+            }
+            Some(_) => {}
+            // A condition that is itself a filter.
+            None => namespaces_named(condition, out),
+        }
+    }
+}
+
+/// Whether a filter has at least one real condition (an empty filter matches every point).
+fn has_conditions(filter: &Value) -> bool {
+    let Some(obj) = filter.as_object() else {
+        return false;
+    };
+    let mut found = false;
+    for clause in ["must", "should", "must_not"] {
+        match obj.get(clause) {
+            Some(Value::Array(items)) => found |= items.iter().any(condition_is_real),
+            Some(single @ Value::Object(_)) => found |= condition_is_real(single),
+            _ => {}
+        }
+    }
+    if let Some(Value::Array(items)) = obj.get("min_should").and_then(|m| m.get("conditions")) {
+        found |= items.iter().any(condition_is_real);
+    }
+    found
+}
+
+fn condition_is_real(condition: &Value) -> bool {
+    let is_filter = condition.as_object().is_some_and(|o| {
+        o.keys()
+            .all(|k| matches!(k.as_str(), "must" | "should" | "must_not" | "min_should"))
+    });
+    if is_filter {
+        has_conditions(condition)
+    } else {
+        true
+    }
+}
+
+/// `filter` with `condition` appended to its `must` (created if absent).
+fn add_must(filter: Option<Value>, condition: Value) -> Value {
+    let mut obj = match filter {
+        Some(Value::Object(obj)) => obj,
+        _ => Map::new(),
+    };
+    let must = match obj.remove("must") {
+        None | Some(Value::Null) => vec![condition],
+        Some(Value::Array(mut items)) => {
+            items.push(condition);
+            items
+        }
+        Some(single) => vec![single, condition],
+    };
+    obj.insert("must".into(), Value::Array(must));
+    Value::Object(obj)
+}
+
+fn namespace_is(ns: &str) -> Value {
+    json!({"key": "namespace", "match": {"value": ns}})
+}
+
+/// A search hit in Qdrant's own `ScoredPoint` shape.
+fn hit_json(hit: ScoredPoint, with_vector: bool) -> Value {
+    // Scores are f32: print them as such (0.91, not 0.9100000262260437).
+    let score = hit
+        .score
+        .to_string()
+        .parse::<f64>()
+        .map_or(Value::Null, Value::from);
+    let mut obj = Map::new();
+    obj.insert("id".into(), hit.id.to_json());
+    obj.insert("version".into(), Value::from(hit.version));
+    obj.insert("score".into(), score);
+    obj.insert(
+        "payload".into(),
+        hit.payload.map_or(Value::Null, Value::Object),
+    );
+    if with_vector {
+        obj.insert(
+            "vector".into(),
+            hit.vector.map_or(Value::Null, |v| json!(v)),
+        );
+    }
+    Value::Object(obj)
+}
+
+fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Object(obj) => Ok(obj),
+        _ => Err(ApiError::new(
+            ErrorKind::InvalidRequest,
+            "The request body must be a JSON object.",
+        )),
+    }
+}
+
+/// A field, treating `null` as absent.
+fn present<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    obj.get(name).filter(|v| !v.is_null())
+}
+
+fn opt_namespace(body: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    match present(body, "namespace") {
+        None => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::invalid(
+            "'namespace' must be a non-empty string.",
+            "namespace",
+        )),
+    }
+}
+
+fn opt_filter(body: &Map<String, Value>) -> Result<Option<Filter>, ApiError> {
+    match present(body, "filter") {
+        None => Ok(None),
+        Some(v) => Filter::parse(v.clone()).map(Some).map_err(ApiError::from),
+    }
+}
+
+fn opt_u64(body: &Map<String, Value>, name: &str) -> Result<Option<u64>, ApiError> {
+    match present(body, name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => {
+            if let Some(u) = n.as_u64() {
+                Ok(Some(u))
+            } else if n.as_i64().is_some() {
+                // Negative: a valid integer, out of range.
+                Ok(Some(0))
+            } else {
+                Err(ApiError::invalid(
+                    format!("'{name}' must be an integer."),
+                    name,
+                ))
+            }
+        }
+        Some(_) => Err(ApiError::invalid(
+            format!("'{name}' must be an integer."),
+            name,
+        )),
+    }
+}
+
+fn opt_f64(body: &Map<String, Value>, name: &str) -> Result<Option<f64>, ApiError> {
+    match present(body, name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => Ok(n.as_f64()),
+        Some(_) => Err(ApiError::invalid(
+            format!("'{name}' must be a number."),
+            name,
+        )),
+    }
+}
+
+fn opt_bool(body: &Map<String, Value>, name: &str) -> Result<Option<bool>, ApiError> {
+    match present(body, name) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(ApiError::invalid(
+            format!("'{name}' must be a boolean."),
+            name,
+        )),
+    }
+}
+
+fn opt_vector(body: &Map<String, Value>, name: &str) -> Result<Option<Vec<f32>>, ApiError> {
+    let wrong = || {
+        ApiError::invalid(
+            format!("'{name}' must be a non-empty array of numbers."),
+            name,
+        )
+    };
+    match present(body, name) {
+        None => Ok(None),
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .map(|v| v.as_f64().map(|f| f as f32).filter(|f| f.is_finite()))
+            .collect::<Option<Vec<f32>>>()
+            .map(Some)
+            .ok_or_else(wrong),
+        Some(_) => Err(wrong()),
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn with_payload_error() -> ApiError {
+    ApiError::invalid(
+        "'with_payload' must be a boolean or an array of field names.",
+        "with_payload",
+    )
+}
+
+fn foreign_namespace(ns: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::Permission,
+        format!("This key is not allowed to use the RAG namespace '{ns}'."),
+    )
+}
+
+fn namespace_required() -> ApiError {
+    ApiError::invalid(
+        "'namespace' is required: this key is restricted to RAG namespaces.",
+        "namespace",
+    )
+}
+
+fn embedding_count_error(expected: usize, got: usize) -> ApiError {
+    ApiError::new(
+        ErrorKind::UpstreamConnection,
+        format!("The embedding model returned {got} vectors for {expected} texts."),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn document_ids_follow_the_spec() {
+        let expected = Uuid::new_v5(&Uuid::NAMESPACE_URL, b"hx:docs\nhello");
+        assert_eq!(document_id("docs", "hello"), PointId::Uuid(expected));
+        assert_ne!(document_id("", "hello"), document_id("docs", "hello"));
+    }
+
+    #[test]
+    fn namespace_conditions_are_found_at_any_depth() {
+        let filter = json!({
+            "must": {"key": "namespace", "match": {"value": "a"}},
+            "should": [{"must_not": [{"key": "namespace", "match": {"any": ["b", "c"]}}]}],
+            "min_should": {"conditions": [{"key": "namespace", "match": {"except": ["d"]}}], "min_count": 1},
+            "must_not": [{"key": "lang", "match": {"value": "e"}}]
+        });
+        let mut named = Vec::new();
+        namespaces_named(&filter, &mut named);
+        named.sort();
+        assert_eq!(named, ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn empty_filters_have_no_conditions() {
+        assert!(!has_conditions(&json!({})));
+        assert!(!has_conditions(&json!({"must": []})));
+        assert!(!has_conditions(
+            &json!({"must": [{}], "should": [{"must": []}]})
+        ));
+        assert!(has_conditions(&json!({"must": [{"has_id": [1]}]})));
+        assert!(has_conditions(
+            &json!({"must_not": {"key": "a", "match": {"value": 1}}})
+        ));
+    }
+
+    #[test]
+    fn must_is_extended_in_every_shape() {
+        assert_eq!(add_must(None, json!(1)), json!({"must": [1]}));
+        assert_eq!(
+            add_must(Some(json!({"must": {"a": 1}})), json!(2)),
+            json!({"must": [{"a": 1}, 2]})
+        );
+        assert_eq!(
+            add_must(Some(json!({"should": [3], "must": [0]})), json!(2)),
+            json!({"should": [3], "must": [0, 2]})
+        );
+    }
+
+    #[test]
+    fn scores_print_as_f32() {
+        let hit = ScoredPoint {
+            id: PointId::Num(1),
+            version: 3,
+            score: 0.91,
+            payload: None,
+            vector: None,
+        };
+        assert_eq!(
+            hit_json(hit, false),
+            json!({"id": 1, "version": 3, "score": 0.91, "payload": null})
+        );
+    }
+}
