@@ -211,6 +211,8 @@ fn reply(routed: Routed, include_usage: bool, started: Instant) -> Reply {
         in_flight,
     } = routed;
     let overhead = started.elapsed().saturating_sub(upstream_time);
+    crate::metrics::record_upstream_duration(&model_group, &member.deployment.id, upstream_time);
+    crate::metrics::record_overhead(&model_group, overhead);
     let mut headers = vec![
         (MODEL_ID, header_value(&member.deployment.id)),
         (MODEL_GROUP, header_value(&model_group)),
@@ -227,15 +229,18 @@ fn reply(routed: Routed, include_usage: bool, started: Instant) -> Reply {
         }
         ProviderResponse::Stream(chunks) => {
             let group = model_group.clone();
-            ReplyBody::Sse(stream::SseStream::new(
-                chunks,
-                include_usage,
-                model_group,
-                Box::new(move |usage: Option<Usage>| {
-                    drop(in_flight);
-                    record_usage(&group, usage);
-                }),
-            ))
+            ReplyBody::Sse(
+                stream::SseStream::new(
+                    chunks,
+                    include_usage,
+                    model_group,
+                    Box::new(move |usage: Option<Usage>| {
+                        drop(in_flight);
+                        record_usage(&group, usage);
+                    }),
+                )
+                .with_request_start(started),
+            )
         }
     };
     Reply { headers, body }
@@ -243,10 +248,7 @@ fn reply(routed: Routed, include_usage: bool, started: Instant) -> Reply {
 
 fn record_usage(model_group: &str, usage: Option<Usage>) {
     if let Some(usage) = usage {
-        metrics::counter!("hx_tokens_total", "model_group" => model_group.to_string(), "kind" => "prompt")
-            .increment(usage.prompt_tokens);
-        metrics::counter!("hx_tokens_total", "model_group" => model_group.to_string(), "kind" => "completion")
-            .increment(usage.completion_tokens);
+        crate::metrics::record_tokens(model_group, usage.prompt_tokens, usage.completion_tokens);
     }
 }
 

@@ -1,0 +1,1 @@
+//! `hx-gateway smoke`: post-deploy validation of a running gateway.
