@@ -81,6 +81,7 @@ pub async fn serve(
     }
     let http = server::state::upstream_client().map_err(|e| StartError::Other(e.to_string()))?;
     let state = AppState::new(config, http, allow_unauthenticated);
+    crate::health::spawn_background_probe(&state);
 
     let addr = format!("{}:{}", args.host, args.port);
     let listener = TcpListener::bind(&addr)
@@ -121,9 +122,26 @@ pub async fn serve(
             ));
         }
     }
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    finish_shutdown(&state).await;
     tracing::info!("HX Gateway stopped");
     Ok(())
+}
+
+/// How long the shutdown tasks (spend flush) get after the server drained.
+const SHUTDOWN_TASKS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// After the drain: runs the registered shutdown tasks (flushing pending spend), bounded so a
+/// dead database cannot keep the process from exiting.
+async fn finish_shutdown(state: &AppState) {
+    if tokio::time::timeout(SHUTDOWN_TASKS_TIMEOUT, state.run_shutdown_tasks())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout_s = SHUTDOWN_TASKS_TIMEOUT.as_secs(),
+            "shutdown tasks did not finish in time; exiting anyway"
+        );
+    }
 }
 
 async fn serve_plain(
@@ -218,7 +236,19 @@ fn spawn_signal_handlers(
 /// Loads the config file again; a config that fails validation changes nothing.
 pub fn reload(state: &AppState, source: &ConfigSource) {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-    match source.load(&crate::config::ProcessEnv) {
+    let loaded = source.load(&crate::config::ProcessEnv).and_then(|config| {
+        // A config without a master key would lock every client out (or open the gateway):
+        // refused like an invalid one.
+        if config.master_key.is_none() && !state.allow_unauthenticated {
+            Err(ConfigError::Invalid {
+                path: "general_settings.master_key".into(),
+                message: "no master key in the new config (nor LITELLM_MASTER_KEY)".into(),
+            })
+        } else {
+            Ok(config)
+        }
+    });
+    match loaded {
         Ok(config) => {
             report_config(&config);
             let models = config.deployments.len();

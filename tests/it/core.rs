@@ -541,7 +541,7 @@ async fn streaming_forwards_each_chunk_without_buffering() {
     upstream.release.notify_one();
     let mut rest = String::new();
     while let Some(chunk) = stream.next().await {
-        rest.push_str(&String::from_utf8(chunk.unwrap().to_vec()).unwrap());
+        rest.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
     }
     assert!(rest.contains("second"), "{rest}");
     assert!(rest.ends_with("data: [DONE]\n\n"), "{rest}");
