@@ -81,6 +81,11 @@ pub fn check_config(source: &ConfigSource, env: &dyn EnvSource) -> (Report, Opti
         ));
     }
     let groups = config.model_names();
+    if groups.is_empty() {
+        report.warnings.push(
+            "no model is configured (model_list is empty): every LLM request will get 404".into(),
+        );
+    }
     report.ok.push(format!(
         "{} model group(s), {} deployment(s): {}",
         groups.len(),

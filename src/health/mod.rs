@@ -173,7 +173,7 @@ impl DependencyProbes {
             Dependency::Postgres => match &config.database_url {
                 Some(url) if !is_sqlite(url) => {
                     timed(dependency, "postgres", url, config, async {
-                        self.postgres.probe(url, PROBE_TIMEOUT).await
+                        self.postgres.probe(url).await
                     })
                     .await
                 }

@@ -11,46 +11,43 @@ use crate::secret::Secret;
 /// Why a probe failed, in words fit for an operator (secrets are removed by the caller).
 pub type ProbeError = String;
 
-/// Postgres: a small lazily connected pool, reused while the URL stays the same.
+/// Postgres: one kept connection, reopened when the URL changed or the connection broke. Not a
+/// pool: a pool retries a refused connection until its timeout, hiding why it failed.
 #[derive(Default)]
 pub struct PostgresProbe {
-    pool: Mutex<Option<(String, sqlx::PgPool)>>,
+    connection: tokio::sync::Mutex<Option<(String, sqlx::PgConnection)>>,
 }
 
 impl PostgresProbe {
-    fn pool(&self, url: &str, timeout: Duration) -> Result<sqlx::PgPool, ProbeError> {
-        let mut cached = self.pool.lock();
-        if let Some((cached_url, pool)) = cached.as_ref()
-            && cached_url == url
-        {
-            return Ok(pool.clone());
+    /// `SELECT 1` on the database. Concurrent probes take turns on the one connection (each
+    /// caller bounds its wait).
+    pub async fn probe(&self, url: &Secret) -> Result<(), ProbeError> {
+        use sqlx::Connection;
+        let url = url.expose();
+        let mut slot = self.connection.lock().await;
+        if slot.as_ref().is_some_and(|(u, _)| u != url) {
+            *slot = None;
         }
-        // Lazy: nothing is connected here, the first query connects (bounded by the caller).
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(2)
-            .min_connections(0)
-            .acquire_timeout(timeout)
-            .idle_timeout(Some(Duration::from_secs(300)))
-            .connect_lazy(url)
-            .map_err(|e| format!("invalid database URL: {e}"))?;
-        *cached = Some((url.to_string(), pool.clone()));
-        Ok(pool)
-    }
-
-    /// `SELECT 1` on the database.
-    pub async fn probe(&self, url: &Secret, timeout: Duration) -> Result<(), ProbeError> {
-        let pool = self.pool(url.expose(), timeout)?;
+        // Out of the slot while in use: a probe cancelled mid-query (its time ran out) drops
+        // the connection instead of leaving a half-answered one for the next probe.
+        let mut connection = match slot.take() {
+            Some((_, c)) => c,
+            None => sqlx::PgConnection::connect(url)
+                .await
+                .map_err(|e| describe_sqlx(&e))?,
+        };
         sqlx::query_scalar::<_, i32>("SELECT 1")
-            .fetch_one(&pool)
+            .fetch_one(&mut connection)
             .await
-            .map(|_| ())
-            .map_err(|e| describe_sqlx(&e))
+            .map_err(|e| describe_sqlx(&e))?;
+        *slot = Some((url.to_string(), connection));
+        Ok(())
     }
 }
 
 fn describe_sqlx(e: &sqlx::Error) -> String {
     match e {
-        sqlx::Error::PoolTimedOut => "no connection could be opened in time".to_string(),
+        sqlx::Error::Configuration(c) => format!("invalid database URL: {c}"),
         other => other.to_string(),
     }
 }
