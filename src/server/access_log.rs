@@ -148,3 +148,81 @@ pub async fn log_request(request: Request, next: Next) -> Response {
     });
     Response::from_parts(parts, Body::from_stream(body))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_line_carries_the_key_alias_and_durations_but_never_the_key() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let app = Router::new()
+            .route(
+                "/items/{id}",
+                get(|| async {
+                    let mut response = Response::new(Body::from("ok"));
+                    response.extensions_mut().insert(RequestLogInfo {
+                        key_alias: Some("team-a-key".into()),
+                        ..Default::default()
+                    });
+                    response
+                        .headers_mut()
+                        .insert("x-litellm-overhead-duration-ms", "1.5".parse().unwrap());
+                    response
+                }),
+            )
+            .layer(axum::middleware::from_fn(log_request));
+        let request = Request::builder()
+            .uri("/items/secret-looking-id?token=abc")
+            .header("authorization", "Bearer sk-never-logged-1234")
+            .header("x-request-id", "req-77")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = text
+            .lines()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .expect("one JSON line");
+        assert_eq!(line["message"], "request");
+        assert_eq!(line["route"], "/items/{id}");
+        assert_eq!(line["request_id"], "req-77");
+        assert_eq!(line["key_alias"], "team-a-key");
+        assert_eq!(line["status"], 200);
+        assert_eq!(line["overhead_ms"], 1.5);
+        assert!(line["duration_ms"].as_f64().is_some());
+        assert!(!text.contains("sk-never-logged-1234"));
+        assert!(!text.contains("secret-looking-id"));
+    }
+}

@@ -569,6 +569,10 @@ struct GatewayProcess {
 
 impl GatewayProcess {
     async fn spawn(config: &str, extra_env: &[(&str, &str)]) -> Self {
+        Self::spawn_with_args(config, extra_env, &[]).await
+    }
+
+    async fn spawn_with_args(config: &str, extra_env: &[(&str, &str)], args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("config.yaml");
         std::fs::write(&config_path, config).unwrap();
@@ -578,6 +582,7 @@ impl GatewayProcess {
         cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .arg("--config")
             .arg(&config_path)
+            .args(args)
             .env_clear()
             .env("LITELLM_MASTER_KEY", MASTER)
             .env("HX_DATA_DIR", dir.path().join("data"))
@@ -886,4 +891,48 @@ async fn systemd_notify_reports_ready_reloading_and_stopping() {
     assert!(recv(&socket).contains("STOPPING=1"));
     let status = gw.wait_exit(Duration::from_secs(20)).await;
     assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn shutdown_tasks_run_once() {
+    let gw = TestGateway::start(&mock_models("ops-shutdown")).await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    for _ in 0..2 {
+        let runs = runs.clone();
+        gw.state.on_shutdown(async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    gw.state.run_shutdown_tasks().await;
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    gw.state.run_shutdown_tasks().await;
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn sigterm_cuts_a_stream_longer_than_the_grace_period_and_still_exits_0() {
+    let upstream = held_stream_upstream(true).await;
+    let config = format!(
+        r#"
+model_list:
+  - model_name: ops-endless
+    litellm_params: {{model: openai/held, api_base: "http://{}/v1", api_key: sk-up}}
+"#,
+        upstream.addr
+    );
+    let mut gw = GatewayProcess::spawn_with_args(&config, &[], &["--graceful-timeout", "1"]).await;
+    let response = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(MASTER)
+        .json(&json!({"model": "ops-endless", "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let mut stream = response.bytes_stream();
+    assert!(stream.next().await.is_some());
+    gw.signal("TERM");
+    let status = gw.wait_exit(Duration::from_secs(20)).await;
+    assert_eq!(status.code(), Some(0), "log:\n{}", gw.log_text());
+    assert!(gw.log_text().contains("grace period over"));
 }
