@@ -101,8 +101,10 @@ pub async fn serve(
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(address = %local, tls = args.ssl_certfile_path.is_some(), "HX Gateway listening");
 
-    let grace = Duration::from_secs_f64(args.graceful_timeout.max(0.0));
-    match (&args.ssl_certfile_path, &args.ssl_keyfile_path) {
+    // `inf` or a huge value would overflow a Duration: such a grace period means "wait".
+    let grace = Duration::try_from_secs_f64(args.graceful_timeout.max(0.0))
+        .unwrap_or(Duration::from_secs(u32::MAX.into()));
+    let served = match (&args.ssl_certfile_path, &args.ssl_keyfile_path) {
         (Some(cert), Some(key)) => {
             serve_tls(
                 local,
@@ -113,16 +115,16 @@ pub async fn serve(
                 shutdown_rx,
                 grace,
             )
-            .await?
+            .await
         }
-        (None, None) => serve_plain(listener, state.clone(), shutdown_rx, grace).await?,
-        _ => {
-            return Err(StartError::Tls(
-                "--ssl_keyfile_path and --ssl_certfile_path must be given together".into(),
-            ));
-        }
-    }
+        (None, None) => serve_plain(listener, state.clone(), shutdown_rx, grace).await,
+        _ => Err(StartError::Tls(
+            "--ssl_keyfile_path and --ssl_certfile_path must be given together".into(),
+        )),
+    };
+    // Even when serving failed, what is pending (spend) is flushed before the process exits.
     finish_shutdown(&state).await;
+    served?;
     tracing::info!("HX Gateway stopped");
     Ok(())
 }
