@@ -1,7 +1,11 @@
-//! `hx-gateway check`: validates the config and the environment and reports every problem in
-//! plain words; the exit code says whether the gateway can start cleanly.
+//! `hx-gateway check`: validates the config and the environment, probes every configured
+//! dependency with the same probes as `/healthz/deps`, and reports every problem in plain
+//! words; the exit code says whether the gateway can start and serve cleanly.
+
+use std::path::Path;
 
 use crate::config::{EnvSource, GatewayConfig};
+use crate::health::{Dependency, DependencyProbes, ProbeOutcome};
 use crate::lifecycle::ConfigSource;
 use crate::router::Router;
 
@@ -77,6 +81,11 @@ pub fn check_config(source: &ConfigSource, env: &dyn EnvSource) -> (Report, Opti
         ));
     }
     let groups = config.model_names();
+    if groups.is_empty() {
+        report.warnings.push(
+            "no model is configured (model_list is empty): every LLM request will get 404".into(),
+        );
+    }
     report.ok.push(format!(
         "{} model group(s), {} deployment(s): {}",
         groups.len(),
@@ -91,4 +100,143 @@ pub fn check_config(source: &ConfigSource, env: &dyn EnvSource) -> (Report, Opti
         report.ok.push("master key is set".into());
     }
     (report, Some(config))
+}
+
+/// The whole check: config, environment, then every configured dependency (concurrently, each
+/// bounded to 2 s).
+pub async fn check(source: &ConfigSource, env: &dyn EnvSource) -> Report {
+    let (mut report, config) = check_config(source, env);
+    let Some(config) = config else {
+        return report;
+    };
+    check_environment(&config, &mut report);
+    let probes = DependencyProbes::new();
+    let deps = probes.probe_all(&config).await;
+    for outcome in deps.outcomes() {
+        describe_dependency(outcome, &config, &mut report);
+    }
+    report
+}
+
+/// What the environment must provide besides the config: a usable data directory, sane URLs,
+/// an embedding model the RAG routes can use.
+fn check_environment(config: &GatewayConfig, report: &mut Report) {
+    check_data_dir(&config.data_dir, report);
+    if let Some(key) = &config.master_key
+        && !key.expose().starts_with("sk-")
+    {
+        report.warnings.push(
+            "the master key does not start with 'sk-' (LiteLLM requires it; some clients check it)"
+                .into(),
+        );
+    }
+    if let Some(url) = &config.database_url {
+        let url = url.expose();
+        if !(url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || url.starts_with("sqlite:"))
+        {
+            report.errors.push(format!(
+                "DATABASE_URL {} is not a postgresql:// URL",
+                crate::secret::redact_url(url)
+            ));
+        }
+    }
+    if let Some(url) = &config.redis_url {
+        let url = url.expose();
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            report.errors.push(format!(
+                "REDIS_URL {} is not a redis:// URL",
+                crate::secret::redact_url(url)
+            ));
+        }
+    }
+    if config.rag.qdrant_url.is_none() && config.rag.qdrant_api_key.is_some() {
+        report.warnings.push(
+            "QDRANT_API_KEY is set but QDRANT_URL is not: the embedded vector store is used and the key is ignored"
+                .into(),
+        );
+    }
+    let model = &config.rag.embedding_model;
+    if config.deployments.iter().any(|d| &d.model_name == model) {
+        report
+            .ok
+            .push(format!("embedding model '{model}' is in the model list"));
+    } else {
+        report.warnings.push(format!(
+            "embedding model '{model}' (EMBEDDING_MODEL) is not a model_name of model_list: RAG search by query and document upserts will fail"
+        ));
+    }
+}
+
+fn check_data_dir(dir: &Path, report: &mut Report) {
+    let shown = dir.display();
+    if dir.is_dir() {
+        // Writable is what matters (the embedded database and vector store live there); only
+        // trying to write says so reliably (read-only mounts, systemd ProtectSystem).
+        let probe = dir.join(format!(".hx-check-{}", std::process::id()));
+        match std::fs::write(&probe, b"") {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&probe);
+                report
+                    .ok
+                    .push(format!("data directory {shown} is writable"));
+            }
+            Err(e) => report.errors.push(format!(
+                "data directory {shown} (HX_DATA_DIR) is not writable: {e}"
+            )),
+        }
+    } else if dir.exists() {
+        report.errors.push(format!(
+            "data directory {shown} (HX_DATA_DIR) exists but is not a directory"
+        ));
+    } else {
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if parent.is_dir() {
+            report.ok.push(format!(
+                "data directory {shown} does not exist yet; it will be created"
+            ));
+        } else {
+            report.errors.push(format!(
+                "data directory {shown} (HX_DATA_DIR) does not exist and neither does its parent {}",
+                parent.display()
+            ));
+        }
+    }
+}
+
+fn describe_dependency(o: &ProbeOutcome, config: &GatewayConfig, report: &mut Report) {
+    let name = match o.dependency {
+        Dependency::Postgres => "Postgres",
+        Dependency::Redis => "Redis",
+        Dependency::Qdrant => "Qdrant",
+    };
+    let target = o.target.as_deref().unwrap_or("");
+    match (o.configured, o.up, o.backend) {
+        (false, _, _) => report.ok.push(match o.dependency {
+            Dependency::Postgres => format!(
+                "Postgres is not configured (DATABASE_URL unset): keys and spend are kept in the embedded SQLite database in {}",
+                config.data_dir.display()
+            ),
+            Dependency::Redis => {
+                "Redis is not configured (REDIS_URL unset): limits and cache are kept per instance"
+                    .to_string()
+            }
+            Dependency::Qdrant => "no vector store configured".to_string(),
+        }),
+        (true, true, "embedded") => report.ok.push(format!(
+            "vector store: embedded (QDRANT_URL unset), in {target}"
+        )),
+        (true, true, _) => report.ok.push(format!(
+            "{name} at {target} answered in {:.0} ms",
+            o.latency_ms.unwrap_or(0.0)
+        )),
+        (true, false, _) => report.errors.push(format!(
+            "{name} at {target} is not reachable: {}",
+            o.error.as_deref().unwrap_or("no answer")
+        )),
+    }
 }

@@ -83,6 +83,7 @@ pub async fn serve(
     let http = server::state::upstream_client().map_err(|e| StartError::Other(e.to_string()))?;
     let state = AppState::new(config, http, allow_unauthenticated)
         .map_err(|e| StartError::Other(e.to_string()))?;
+    crate::health::spawn_background_probe(&state);
 
     let addr = format!("{}:{}", args.host, args.port);
     let listener = TcpListener::bind(&addr)
@@ -122,8 +123,10 @@ pub async fn serve(
     });
     tracing::info!(address = %local, tls = args.ssl_certfile_path.is_some(), "HX Gateway listening");
 
-    let grace = Duration::from_secs_f64(args.graceful_timeout.max(0.0));
-    match (&args.ssl_certfile_path, &args.ssl_keyfile_path) {
+    // `inf` or a huge value would overflow a Duration: such a grace period means "wait".
+    let grace = Duration::try_from_secs_f64(args.graceful_timeout.max(0.0))
+        .unwrap_or(Duration::from_secs(u32::MAX.into()));
+    let served = match (&args.ssl_certfile_path, &args.ssl_keyfile_path) {
         (Some(cert), Some(key)) => {
             serve_tls(
                 local,
@@ -134,29 +137,43 @@ pub async fn serve(
                 shutdown_rx,
                 grace,
             )
-            .await?
+            .await
         }
-        (None, None) => serve_plain(listener, state.clone(), shutdown_rx, grace).await?,
-        _ => {
-            return Err(StartError::Tls(
-                "--ssl_keyfile_path and --ssl_certfile_path must be given together".into(),
-            ));
-        }
+        (None, None) => serve_plain(listener, state.clone(), shutdown_rx, grace).await,
+        _ => Err(StartError::Tls(
+            "--ssl_keyfile_path and --ssl_certfile_path must be given together".into(),
+        )),
+    };
+    // Even when serving failed, what is pending (spend) is flushed before the process exits.
+    finish_shutdown(&state).await;
+    served?;
+    tracing::info!("HX Gateway stopped");
+    Ok(())
+}
+
+/// How long the shutdown tasks (spend flush) get after the server drained.
+const SHUTDOWN_TASKS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// After the drain: runs the registered shutdown tasks (flushing pending spend), bounded so a
+/// dead database cannot keep the process from exiting.
+async fn finish_shutdown(state: &AppState) {
+    if tokio::time::timeout(SHUTDOWN_TASKS_TIMEOUT, state.run_shutdown_tasks())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout_s = SHUTDOWN_TASKS_TIMEOUT.as_secs(),
+            "shutdown tasks did not finish in time; exiting anyway"
+        );
     }
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     if let Some(keys) = state.keys() {
-        match tokio::time::timeout(SPEND_FLUSH_TIMEOUT, keys.flush_spend()).await {
+        match tokio::time::timeout(SHUTDOWN_TASKS_TIMEOUT, keys.flush_spend()).await {
             Ok(Ok(())) => tracing::info!("pending spend written"),
             Ok(Err(e)) => tracing::error!(error = %e, "pending spend could not be written"),
             Err(_) => tracing::error!("pending spend not written within the flush timeout"),
         }
     }
-    tracing::info!("HX Gateway stopped");
-    Ok(())
 }
-
-/// How long shutdown waits for pending spend to reach the database.
-const SPEND_FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Migrations run at start unless `--no-migrate`, `USE_PRISMA_MIGRATE=0` or
 /// `DISABLE_SCHEMA_UPDATE=true` (LiteLLM's switches).
@@ -291,7 +308,19 @@ fn spawn_signal_handlers(
 /// Loads the config file again; a config that fails validation changes nothing.
 pub fn reload(state: &AppState, source: &ConfigSource) {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-    match source.load(&crate::config::ProcessEnv) {
+    let loaded = source.load(&crate::config::ProcessEnv).and_then(|config| {
+        // A config without a master key would lock every client out (or open the gateway):
+        // refused like an invalid one.
+        if config.master_key.is_none() && !state.allow_unauthenticated {
+            Err(ConfigError::Invalid {
+                path: "general_settings.master_key".into(),
+                message: "no master key in the new config (nor LITELLM_MASTER_KEY)".into(),
+            })
+        } else {
+            Ok(config)
+        }
+    });
+    match loaded {
         Ok(config) => {
             report_config(&config);
             let models = config.deployments.len();

@@ -74,7 +74,7 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Check) => {
-            let (report, _) = hx_gateway::check::check_config(&source, &env);
+            let report = runtime.block_on(hx_gateway::check::check(&source, &env));
             print!("{}", report.render());
             if report.passed() {
                 ExitCode::SUCCESS
@@ -92,7 +92,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Some(Command::Smoke(_)) | Some(Command::Rag(_)) => {
+        Some(Command::Smoke(args)) => {
+            let report = runtime.block_on(hx_gateway::smoke::run(&args.url, args.key.as_deref()));
+            print!("{}", report.render());
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Some(Command::Rag(_)) => {
             eprintln!("error: this command is not available in this build yet");
             ExitCode::FAILURE
         }

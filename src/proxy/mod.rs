@@ -284,6 +284,8 @@ fn reply(
         in_flight,
     } = routed;
     let overhead = started.elapsed().saturating_sub(upstream_time);
+    crate::metrics::record_upstream_duration(&model_group, &member.deployment.id, upstream_time);
+    crate::metrics::record_overhead(&model_group, overhead);
     let mut headers = vec![
         (MODEL_ID, header_value(&member.deployment.id)),
         (MODEL_GROUP, header_value(&model_group)),
@@ -306,15 +308,18 @@ fn reply(
         }
         ProviderResponse::Stream(chunks) => {
             let group = model_group.clone();
-            ReplyBody::Sse(stream::SseStream::new(
-                chunks,
-                include_usage,
-                model_group,
-                Box::new(move |usage: Option<Usage>| {
-                    drop(in_flight);
-                    finish.complete(&deployment, &group, usage, None);
-                }),
-            ))
+            ReplyBody::Sse(
+                stream::SseStream::new(
+                    chunks,
+                    include_usage,
+                    model_group,
+                    Box::new(move |usage: Option<Usage>| {
+                        drop(in_flight);
+                        finish.complete(&deployment, &group, usage, None);
+                    }),
+                )
+                .with_request_start(started),
+            )
         }
     };
     Reply { headers, body }
@@ -326,9 +331,6 @@ pub(crate) fn header_value(text: &str) -> HeaderValue {
 
 pub(crate) fn record_usage(model_group: &str, usage: Option<Usage>) {
     if let Some(usage) = usage {
-        metrics::counter!("hx_tokens_total", "model_group" => model_group.to_string(), "kind" => "prompt")
-            .increment(usage.prompt_tokens);
-        metrics::counter!("hx_tokens_total", "model_group" => model_group.to_string(), "kind" => "completion")
-            .increment(usage.completion_tokens);
+        crate::metrics::record_tokens(model_group, usage.prompt_tokens, usage.completion_tokens);
     }
 }

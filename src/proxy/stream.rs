@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::Stream;
@@ -21,6 +22,8 @@ pub struct SseStream {
     model_group: String,
     usage: Option<Usage>,
     on_finish: Option<OnFinish>,
+    /// When the request started; taken at the first chunk for the time-to-first-token metric.
+    first_token_from: Option<Instant>,
 }
 
 impl SseStream {
@@ -36,7 +39,14 @@ impl SseStream {
             model_group,
             usage: None,
             on_finish: Some(on_finish),
+            first_token_from: None,
         }
+    }
+
+    /// Records the time from `started` to the first chunk sent (`hx_time_to_first_token_seconds`).
+    pub fn with_request_start(mut self, started: Instant) -> Self {
+        self.first_token_from = Some(started);
+        self
     }
 
     fn finish(&mut self) {
@@ -82,6 +92,12 @@ impl Stream for SseStream {
                     }
                     if chunk.data.is_empty() || (chunk.usage_only && !self.include_usage) {
                         continue;
+                    }
+                    if let Some(started) = self.first_token_from.take() {
+                        crate::metrics::record_time_to_first_token(
+                            &self.model_group,
+                            started.elapsed(),
+                        );
                     }
                     return Poll::Ready(Some(Ok(frame(&chunk.data))));
                 }

@@ -1,6 +1,7 @@
 //! The HTTP server: routes, auth, request ids, errors as responses, and `serve` on a listener
 //! the caller has bound (so tests start the real server on port 0).
 
+pub mod access_log;
 pub mod auth;
 pub mod extract;
 pub mod response;
@@ -9,12 +10,10 @@ pub mod state;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, Uri};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
@@ -49,9 +48,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/health/liveliness", get(routes::health::liveliness))
         .route("/health/liveness", get(routes::health::liveliness))
         .route("/health/readiness", get(routes::health::readiness))
+        .route("/healthz/deps", get(routes::health::dependencies))
+        .route("/metrics", get(routes::health::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn(access_log::log_request))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(CatchPanicLayer::custom(panic_response))
@@ -72,52 +73,6 @@ async fn method_not_allowed(uri: Uri) -> ApiError {
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
     ApiError::internal("Internal error.").into_response()
-}
-
-/// One log line per request, never with the key.
-async fn log_request(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let request_id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    let elapsed = started.elapsed();
-    let model = response
-        .headers()
-        .get("x-litellm-model-group")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let deployment = response
-        .headers()
-        .get("x-litellm-model-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    tracing::info!(
-        target: "hx_gateway::access",
-        request_id = %request_id,
-        method = %method,
-        route = %route,
-        model = %model,
-        deployment = %deployment,
-        status,
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
-    );
-    metrics::counter!("hx_requests_total", "route" => route.clone(), "model_group" => model.to_string(),
-        "deployment" => deployment.to_string(), "status" => status.to_string())
-    .increment(1);
-    metrics::histogram!("hx_request_duration_seconds", "route" => route)
-        .record(elapsed.as_secs_f64());
-    response
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish.

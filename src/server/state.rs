@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
 
 use crate::cache::{CacheSettings, ResponseCache};
 use crate::config::GatewayConfig;
@@ -15,6 +17,7 @@ use crate::limits::{LimiterOptions, RateLimiter};
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct StateError(pub String);
+use crate::health::DependencyProbes;
 use crate::router::Router;
 
 /// The part of the gateway a config reload replaces as a whole.
@@ -54,6 +57,10 @@ pub struct AppState {
     keys: OnceLock<KeyService>,
     ready: AtomicBool,
     pub allow_unauthenticated: bool,
+    /// Probes of Postgres, Redis and the vector store, with their kept connections.
+    pub dependencies: DependencyProbes,
+    /// Work to finish after the server drained (flushing pending spend), see [`AppState::on_shutdown`].
+    shutdown_tasks: Mutex<Vec<BoxFuture<'static, ()>>>,
 }
 
 impl AppState {
@@ -84,6 +91,8 @@ impl AppState {
             None
         };
         let runtime = Runtime::new(config, &http);
+        // The Prometheus recorder must exist before the first request records anything.
+        crate::metrics::install();
         Ok(Arc::new(AppState {
             runtime: ArcSwap::from_pointee(runtime),
             http,
@@ -92,6 +101,8 @@ impl AppState {
             keys: OnceLock::new(),
             ready: AtomicBool::new(false),
             allow_unauthenticated,
+            dependencies: DependencyProbes::new(),
+            shutdown_tasks: Mutex::new(Vec::new()),
         }))
     }
 
@@ -123,6 +134,19 @@ impl AppState {
 
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
+    }
+
+    /// Registers work to run once at shutdown, after in-flight requests drained (or the grace
+    /// period ended): e.g. flushing the spend records still buffered. Futures are lazy, so
+    /// `state.on_shutdown(async move { writer.flush().await })` runs the flush only then.
+    pub fn on_shutdown(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.shutdown_tasks.lock().push(Box::pin(task));
+    }
+
+    /// Runs the registered shutdown tasks concurrently; called once by the lifecycle.
+    pub async fn run_shutdown_tasks(&self) {
+        let tasks = std::mem::take(&mut *self.shutdown_tasks.lock());
+        futures::future::join_all(tasks).await;
     }
 }
 

@@ -9,6 +9,7 @@ mod gateway_keys;
 mod keys;
 mod limits;
 mod multi_instance;
+mod ops;
 mod pipeline;
 mod providers;
 mod rag_store;

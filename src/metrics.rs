@@ -1,0 +1,221 @@
+//! The gateway's Prometheus metrics: the recorder (installed once per process), the `/metrics`
+//! rendering, and one named helper per metric so every layer records the same names and labels.
+//!
+//! Label values come from a closed vocabulary (`&'static str`) or from the config (model group,
+//! deployment id, matched route template); never from a key, a URI or any other client text.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+// Re-exported so a module that imports `crate::metrics` can still write `metrics::counter!`.
+pub use ::metrics::{counter, gauge, histogram};
+
+/// Buckets for request-scale latencies (seconds): 5 ms to 5 min, LLM answers are slow.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+/// Buckets for the gateway's own overhead (seconds): it should stay in the low milliseconds.
+const OVERHEAD_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder on first call and returns its handle on every call. Many
+/// gateways in one process (tests) share it. If another recorder was installed first, the
+/// handle renders an empty (but valid) exposition rather than failing the gateway.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let handle = match builder().install_recorder() {
+            Ok(handle) => handle,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics recorder not installed; /metrics will be empty");
+                builder().build_recorder().handle()
+            }
+        };
+        describe();
+        // Histograms are buffered until drained; a scrape drains them too, but an instance
+        // nobody scrapes must not grow without bound.
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new()
+            .name("hx-metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                }
+            });
+        handle
+    })
+}
+
+fn builder() -> PrometheusBuilder {
+    let with_buckets = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("hx_gateway_overhead_seconds".into()),
+            OVERHEAD_BUCKETS,
+        )
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+        });
+    // The bucket lists are constant and non-empty, so this cannot fail; keep the default
+    // (summaries) rather than panic if it ever does.
+    with_buckets.unwrap_or_else(|_| PrometheusBuilder::new())
+}
+
+/// The text exposition served at `/metrics`.
+pub fn render() -> String {
+    install().render()
+}
+
+fn describe() {
+    use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "hx_requests_total",
+        "HTTP requests by route template, model group, deployment and status"
+    );
+    describe_histogram!(
+        "hx_request_duration_seconds",
+        Unit::Seconds,
+        "Total request duration, to the last byte of a stream"
+    );
+    describe_histogram!(
+        "hx_upstream_duration_seconds",
+        Unit::Seconds,
+        "Time spent waiting on upstream providers (all attempts), to the response headers"
+    );
+    describe_histogram!(
+        "hx_gateway_overhead_seconds",
+        Unit::Seconds,
+        "Time the gateway itself added to a request (total minus upstream)"
+    );
+    describe_histogram!(
+        "hx_time_to_first_token_seconds",
+        Unit::Seconds,
+        "Time from request start to the first streamed chunk sent to the client"
+    );
+    describe_counter!("hx_tokens_total", "Tokens by model group and kind");
+    describe_gauge!(
+        "hx_spend_usd",
+        "USD spent since the process started, by model group (only increases)"
+    );
+    describe_counter!("hx_retries_total", "Upstream retries by model group");
+    describe_counter!("hx_fallbacks_total", "Fallbacks taken by model group");
+    describe_counter!("hx_cooldowns_total", "Deployments put in cooldown");
+    describe_counter!(
+        "hx_rate_limit_rejections_total",
+        "Requests refused by the gateway's own rate limits, by scope and limit"
+    );
+    describe_counter!(
+        "hx_cache_requests_total",
+        "Cache lookups by cache and result (hit, miss)"
+    );
+    describe_counter!(
+        "hx_rag_operations_total",
+        "RAG operations by operation and outcome"
+    );
+    describe_histogram!(
+        "hx_rag_operation_duration_seconds",
+        Unit::Seconds,
+        "RAG operation duration"
+    );
+    describe_gauge!(
+        "hx_dependency_up",
+        "1 when the dependency answered its last probe, 0 when it did not or is not configured"
+    );
+}
+
+/// One finished HTTP request (called by the access log).
+pub fn record_request(
+    route: &str,
+    model_group: &str,
+    deployment: &str,
+    status: u16,
+    total: Duration,
+) {
+    counter!("hx_requests_total", "route" => route.to_string(), "model_group" => model_group.to_string(),
+        "deployment" => deployment.to_string(), "status" => status.to_string())
+    .increment(1);
+    histogram!("hx_request_duration_seconds", "route" => route.to_string())
+        .record(total.as_secs_f64());
+}
+
+/// Time on upstreams for one routed request.
+pub fn record_upstream_duration(model_group: &str, deployment: &str, upstream: Duration) {
+    histogram!("hx_upstream_duration_seconds", "model_group" => model_group.to_string(),
+        "deployment" => deployment.to_string())
+    .record(upstream.as_secs_f64());
+}
+
+/// The gateway's own share of one routed request.
+pub fn record_overhead(model_group: &str, overhead: Duration) {
+    histogram!("hx_gateway_overhead_seconds", "model_group" => model_group.to_string())
+        .record(overhead.as_secs_f64());
+}
+
+/// Request start to the first chunk of a stream.
+pub fn record_time_to_first_token(model_group: &str, elapsed: Duration) {
+    histogram!("hx_time_to_first_token_seconds", "model_group" => model_group.to_string())
+        .record(elapsed.as_secs_f64());
+}
+
+/// Prompt and completion tokens of one answer.
+pub fn record_tokens(model_group: &str, prompt: u64, completion: u64) {
+    counter!("hx_tokens_total", "model_group" => model_group.to_string(), "kind" => "prompt")
+        .increment(prompt);
+    counter!("hx_tokens_total", "model_group" => model_group.to_string(), "kind" => "completion")
+        .increment(completion);
+}
+
+/// Spend of one request in USD. A gauge that only increases: Prometheus counters of this
+/// exporter are integers, and per-request costs are fractions of a cent.
+pub fn record_spend(model_group: &str, usd: f64) {
+    if usd.is_finite() && usd > 0.0 {
+        gauge!("hx_spend_usd", "model_group" => model_group.to_string()).increment(usd);
+    }
+}
+
+/// One retry of an upstream call.
+pub fn record_retry(model_group: &str) {
+    counter!("hx_retries_total", "model_group" => model_group.to_string()).increment(1);
+}
+
+/// One fallback to another model group.
+pub fn record_fallback(model_group: &str) {
+    counter!("hx_fallbacks_total", "model_group" => model_group.to_string()).increment(1);
+}
+
+/// One deployment put in cooldown.
+pub fn record_cooldown(model_group: &str, deployment: &str) {
+    counter!("hx_cooldowns_total", "model_group" => model_group.to_string(),
+        "deployment" => deployment.to_string())
+    .increment(1);
+}
+
+/// A request refused by the gateway's own limits. `scope`: `key`, `user`, `team`, `model`,
+/// `global`; `limit`: `rpm`, `tpm`, `parallel`, `budget`.
+pub fn record_rate_limit_rejection(scope: &'static str, limit: &'static str) {
+    counter!("hx_rate_limit_rejections_total", "scope" => scope, "limit" => limit).increment(1);
+}
+
+/// A cache lookup. `cache`: `response`, `key`, `embedding`, ...
+pub fn record_cache_lookup(cache: &'static str, hit: bool) {
+    let result = if hit { "hit" } else { "miss" };
+    counter!("hx_cache_requests_total", "cache" => cache, "result" => result).increment(1);
+}
+
+/// One RAG operation. `operation`: `search`, `upsert`, `delete`, `embed`; `outcome`: `ok`,
+/// `error`, `denied`.
+pub fn record_rag_operation(operation: &'static str, outcome: &'static str, elapsed: Duration) {
+    counter!("hx_rag_operations_total", "operation" => operation, "outcome" => outcome)
+        .increment(1);
+    histogram!("hx_rag_operation_duration_seconds", "operation" => operation)
+        .record(elapsed.as_secs_f64());
+}
+
+/// The last probe result of a dependency (`postgres`, `redis`, `qdrant`).
+pub fn set_dependency_up(dependency: &'static str, up: bool) {
+    gauge!("hx_dependency_up", "dependency" => dependency).set(if up { 1.0 } else { 0.0 });
+}
