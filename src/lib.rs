@@ -5,6 +5,7 @@ pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod embeddings;
 pub mod error;
 pub mod health;
 pub mod keys;

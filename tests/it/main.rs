@@ -8,6 +8,7 @@ mod core;
 mod gateway_keys;
 mod keys;
 mod limits;
+mod local_embeddings;
 mod multi_instance;
 mod ops;
 mod pipeline;
