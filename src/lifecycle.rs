@@ -84,6 +84,17 @@ pub async fn serve(
     let state = AppState::new(config, http, allow_unauthenticated)
         .map_err(|e| StartError::Other(e.to_string()))?;
     crate::health::spawn_background_probe(&state);
+    // Opening the vector store (and taking its directory lock) happens off the start path; a
+    // second process on the same data directory is told so here, in plain words.
+    let rag_state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = rag_state.rag.health().await {
+            rag_state
+                .vector_store_ok
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(error = %e, "vector store unavailable: RAG routes answer 503 until it is");
+        }
+    });
 
     let addr = format!("{}:{}", args.host, args.port);
     let listener = TcpListener::bind(&addr)
@@ -165,6 +176,9 @@ async fn finish_shutdown(state: &AppState) {
             timeout_s = SHUTDOWN_TASKS_TIMEOUT.as_secs(),
             "shutdown tasks did not finish in time; exiting anyway"
         );
+    }
+    if let Err(e) = state.rag.close().await {
+        tracing::warn!(error = %e, "vector store did not close cleanly");
     }
     if let Some(keys) = state.keys() {
         match tokio::time::timeout(SHUTDOWN_TASKS_TIMEOUT, keys.flush_spend()).await {

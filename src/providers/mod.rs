@@ -7,6 +7,7 @@
 pub mod anthropic;
 pub mod azure;
 pub mod gemini;
+pub mod local;
 pub mod mock;
 pub mod native;
 pub mod ollama;
@@ -227,6 +228,7 @@ pub enum Provider {
     Ollama(ollama::Ollama),
     Gemini(gemini::Gemini),
     Mock(mock::Mock),
+    Local(local::Local),
 }
 
 /// A deployment whose provider could not be set up (disabled with this reason).
@@ -256,10 +258,7 @@ impl Provider {
                 Ok(Provider::Ollama(ollama::Ollama::new(d, http.clone())?))
             }
             ProviderKind::Gemini => Ok(Provider::Gemini(gemini::Gemini::new(d, http.clone())?)),
-            other => Err(ProviderUnavailable(format!(
-                "provider '{}' is not supported yet",
-                other.name()
-            ))),
+            ProviderKind::Local => Ok(Provider::Local(local::Local::new(d)?)),
         }
     }
 
@@ -274,6 +273,7 @@ impl Provider {
             Provider::Ollama(p) => p.call(request).await,
             Provider::Gemini(p) => p.call(request).await,
             Provider::Mock(p) => p.call(request).await,
+            Provider::Local(p) => p.call(request).await,
         }
     }
 }

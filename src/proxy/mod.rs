@@ -2,6 +2,7 @@
 //! or an unbuffered SSE stream) with LiteLLM's response headers.
 
 pub mod accounting;
+pub mod embedder;
 pub mod stream;
 
 use std::time::Instant;

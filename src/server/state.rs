@@ -12,6 +12,7 @@ use crate::cache::{CacheSettings, ResponseCache};
 use crate::config::GatewayConfig;
 use crate::keys::KeyService;
 use crate::limits::{LimiterOptions, RateLimiter};
+use crate::rag::{RagConfig, RagService};
 
 /// A service the gateway could not set up at start.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,10 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// The response cache, when `litellm_settings.cache` is on (settings read at start).
     pub cache: Option<ResponseCache>,
+    /// Retrieval over the vector store (embedded engine unless `QDRANT_URL` is set).
+    pub rag: RagService,
+    /// Whether the embedded vector store opened (true until a failed open says otherwise).
+    pub vector_store_ok: Arc<AtomicBool>,
     /// Virtual keys and spend; set once the key store has answered (readiness waits for it).
     keys: OnceLock<KeyService>,
     ready: AtomicBool,
@@ -90,6 +95,18 @@ impl AppState {
         } else {
             None
         };
+        let rag = RagService::open(RagConfig {
+            qdrant_url: config
+                .rag
+                .qdrant_url
+                .as_ref()
+                .map(|u| u.expose().to_string()),
+            qdrant_api_key: config.rag.qdrant_api_key.clone(),
+            collection: config.rag.collection.clone(),
+            data_dir: config.rag.data_dir.clone(),
+        })
+        .map_err(|e| StateError(format!("vector store: {e}")))?;
+        let vector_store_ok = Arc::new(AtomicBool::new(true));
         let runtime = Runtime::new(config, &http);
         // The Prometheus recorder must exist before the first request records anything.
         crate::metrics::install();
@@ -101,7 +118,15 @@ impl AppState {
             keys: OnceLock::new(),
             ready: AtomicBool::new(false),
             allow_unauthenticated,
-            dependencies: DependencyProbes::new(),
+            dependencies: {
+                let probes = DependencyProbes::new();
+                let ok = vector_store_ok.clone();
+                probes
+                    .set_embedded_vector_store_status(Arc::new(move || ok.load(Ordering::Relaxed)));
+                probes
+            },
+            rag,
+            vector_store_ok,
             shutdown_tasks: Mutex::new(Vec::new()),
         }))
     }

@@ -4,3 +4,4 @@ pub mod health;
 pub mod keys;
 pub mod llm;
 pub mod models;
+pub mod rag;

@@ -1,0 +1,118 @@
+//! Embeddings for RAG computed in-process through the router, with the caller's identity: the
+//! caller's key must be allowed the embedding model, limits apply, and the cost is its spend.
+
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use serde_json::{Map, Value, json};
+
+use super::accounting::{Finish, SpendSink};
+use crate::error::{ApiError, ErrorKind};
+use crate::providers::{Endpoint, ProviderResponse};
+use crate::rag::Embedder;
+use crate::router::{RouteFailure, RouteRequest};
+use crate::server::auth::Caller;
+use crate::server::state::AppState;
+
+/// Embeds with `EMBEDDING_MODEL` on behalf of one caller.
+pub struct RouterEmbedder<'a> {
+    pub state: &'a AppState,
+    pub caller: &'a Caller,
+}
+
+impl RouterEmbedder<'_> {
+    async fn embed_texts(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, ApiError> {
+        let runtime = self.state.runtime();
+        let model = runtime.config.rag.embedding_model.clone();
+        self.caller.check_model(&model)?;
+        if runtime.router.group(&model).is_none() {
+            return Err(ApiError::invalid(
+                format!(
+                    "The embedding model '{model}' (EMBEDDING_MODEL) is not in the config's model_list; search by 'vector' works without it."
+                ),
+                "query",
+            ));
+        }
+        let count = texts.len();
+        let mut body = Map::new();
+        body.insert("model".into(), Value::String(model.clone()));
+        body.insert("input".into(), json!(texts));
+        let estimate = crate::providers::mock::estimate_prompt_tokens(&body);
+        let spend = SpendSink::for_caller(
+            self.caller,
+            self.state.keys(),
+            runtime.master_key_hash.as_deref(),
+            &body,
+        );
+        let admission = self
+            .state
+            .limiter
+            .acquire(&self.caller.limit_requests(&runtime.config, estimate))
+            .await?;
+        let started = Instant::now();
+        let routed = runtime
+            .router
+            .execute(RouteRequest {
+                endpoint: Endpoint::Embedding,
+                model: &model,
+                body,
+                stream: false,
+                want_stream_usage: false,
+                fallbacks: Vec::new(),
+            })
+            .await
+            .map_err(|RouteFailure { error, .. }| error)?;
+        let ProviderResponse::Complete { body, usage } = routed.response else {
+            return Err(ApiError::new(
+                ErrorKind::UpstreamConnection,
+                "The embedding model answered with a stream.",
+            ));
+        };
+        let finish = Finish {
+            caller: self.caller.clone(),
+            endpoint: Endpoint::Embedding,
+            admission,
+            cache: None,
+            estimate,
+            spend,
+        };
+        finish.complete(&routed.member.deployment, &routed.model_group, usage, None);
+        metrics::histogram!("hx_rag_embedding_seconds").record(started.elapsed().as_secs_f64());
+        parse_embeddings(&body, count)
+    }
+}
+
+impl Embedder for RouterEmbedder<'_> {
+    fn embed(&self, texts: Vec<String>) -> BoxFuture<'_, Result<Vec<Vec<f32>>, ApiError>> {
+        Box::pin(self.embed_texts(texts))
+    }
+}
+
+/// Vectors of an OpenAI embeddings answer, in input order.
+fn parse_embeddings(body: &[u8], expected: usize) -> Result<Vec<Vec<f32>>, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Item {
+        #[serde(default)]
+        index: usize,
+        embedding: Vec<f32>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        data: Vec<Item>,
+    }
+    let bad = |why: &str| {
+        ApiError::new(
+            ErrorKind::UpstreamConnection,
+            format!("The embedding model's answer is not usable: {why}"),
+        )
+    };
+    let mut answer: Answer = serde_json::from_slice(body).map_err(|e| bad(&e.to_string()))?;
+    if answer.data.len() != expected {
+        return Err(bad(&format!(
+            "{} vectors for {expected} texts",
+            answer.data.len()
+        )));
+    }
+    answer.data.sort_by_key(|item| item.index);
+    Ok(answer.data.into_iter().map(|item| item.embedding).collect())
+}
