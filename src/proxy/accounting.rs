@@ -153,6 +153,7 @@ impl Finish {
             usage.completion_tokens,
         );
         crate::proxy::record_usage(model_group, Some(usage));
+        crate::metrics::record_spend(model_group, cost);
         let Finish {
             caller,
             endpoint,

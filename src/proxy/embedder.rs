@@ -48,7 +48,8 @@ impl RouterEmbedder<'_> {
             .state
             .limiter
             .acquire(&self.caller.limit_requests(&runtime.config, estimate))
-            .await?;
+            .await
+            .map_err(super::rejected)?;
         let started = Instant::now();
         let routed = runtime
             .router

@@ -206,7 +206,8 @@ pub async fn handle(
     let admission = state
         .limiter
         .acquire(&caller.limit_requests(&runtime.config, estimate))
-        .await?;
+        .await
+        .map_err(rejected)?;
     let route = RouteRequest {
         endpoint: request.endpoint,
         model: &request.model,
@@ -334,4 +335,22 @@ pub(crate) fn record_usage(model_group: &str, usage: Option<Usage>) {
     if let Some(usage) = usage {
         crate::metrics::record_tokens(model_group, usage.prompt_tokens, usage.completion_tokens);
     }
+}
+
+/// A rate-limit rejection, counted, as the client's 429.
+pub(crate) fn rejected(rejection: crate::limits::LimitRejection) -> ApiError {
+    use crate::limits::{LimitKind, LimitScope};
+    let scope = match rejection.scope {
+        LimitScope::Key(_) => "key",
+        LimitScope::Team(_) => "team",
+        LimitScope::Deployment(_) => "deployment",
+        LimitScope::Global => "global",
+    };
+    let limit = match rejection.kind {
+        LimitKind::Requests => "rpm",
+        LimitKind::Tokens => "tpm",
+        LimitKind::Parallel => "max_parallel_requests",
+    };
+    crate::metrics::record_rate_limit_rejection(scope, limit);
+    ApiError::from(rejection)
 }

@@ -95,6 +95,19 @@ impl Caller {
         }
     }
 
+    /// What the access log says about the caller (alias, team, user; never the key).
+    pub fn log_info(&self) -> crate::server::access_log::RequestLogInfo {
+        let mut info = crate::server::access_log::RequestLogInfo {
+            key_alias: Some(self.label().to_string()),
+            ..Default::default()
+        };
+        if let Caller::Key(key) = self {
+            info.team_id = key.team_id.clone();
+            info.user_id = key.user_id.clone();
+        }
+        info
+    }
+
     /// The virtual key, when the caller is one.
     pub fn key(&self) -> Option<&Arc<KeyInfo>> {
         match self {

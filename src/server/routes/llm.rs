@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::providers::Endpoint;
@@ -18,7 +18,7 @@ pub async fn chat_completions(
     caller: Caller,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
-    run(state, caller, Endpoint::Chat, body).await
+    Ok(run_logged(state, caller, Endpoint::Chat, body).await)
 }
 
 pub async fn completions(
@@ -26,7 +26,7 @@ pub async fn completions(
     caller: Caller,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
-    run(state, caller, Endpoint::Completion, body).await
+    Ok(run_logged(state, caller, Endpoint::Completion, body).await)
 }
 
 pub async fn embeddings(
@@ -34,7 +34,22 @@ pub async fn embeddings(
     caller: Caller,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
-    run(state, caller, Endpoint::Embedding, body).await
+    Ok(run_logged(state, caller, Endpoint::Embedding, body).await)
+}
+
+async fn run_logged(
+    state: State<Arc<AppState>>,
+    caller: Caller,
+    endpoint: Endpoint,
+    body: JsonObject,
+) -> Response {
+    let info = caller.log_info();
+    let mut response = match run(state, caller, endpoint, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    response.extensions_mut().insert(info);
+    response
 }
 
 async fn run(
