@@ -27,6 +27,8 @@ pub struct Finish {
     pub caller: Caller,
     pub endpoint: Endpoint,
     pub admission: Admission,
+    /// The deployment's own rpm/tpm reservation, when those limits are enforced.
+    pub deployment_admission: Option<Admission>,
     /// Where to store the answer, when the request may be cached.
     pub cache: Option<(ResponseCache, CachePlan)>,
     /// Tokens reserved before the call; the prompt part stands in for missing usage.
@@ -158,6 +160,7 @@ impl Finish {
             caller,
             endpoint,
             mut admission,
+            deployment_admission,
             cache,
             estimate: _,
             spend,
@@ -177,6 +180,10 @@ impl Finish {
         tokio::spawn(async move {
             admission.settle(usage.total_tokens).await;
             admission.release().await;
+            if let Some(mut deployment) = deployment_admission {
+                deployment.settle(usage.total_tokens).await;
+                deployment.release().await;
+            }
             if let (Some((cache, plan)), Some(body)) = (cache, body) {
                 cache.store(&plan, body).await;
             }

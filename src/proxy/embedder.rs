@@ -60,6 +60,11 @@ impl RouterEmbedder<'_> {
                 stream: false,
                 want_stream_usage: false,
                 fallbacks: Vec::new(),
+                deployment_limits: runtime
+                    .router
+                    .routing()
+                    .enforce_model_rate_limits
+                    .then_some((&self.state.limiter, estimate)),
             })
             .await
             .map_err(|RouteFailure { error, .. }| error)?;
@@ -73,6 +78,7 @@ impl RouterEmbedder<'_> {
             caller: self.caller.clone(),
             endpoint: Endpoint::Embedding,
             admission,
+            deployment_admission: routed.deployment_admission,
             cache: None,
             estimate,
             spend,

@@ -215,6 +215,11 @@ pub async fn handle(
         stream: request.stream,
         want_stream_usage: true,
         fallbacks: request.fallbacks,
+        deployment_limits: runtime
+            .router
+            .routing()
+            .enforce_model_rate_limits
+            .then_some((&state.limiter, estimate)),
     };
     let routed = match runtime.router.execute(route).await {
         Ok(routed) => routed,
@@ -236,6 +241,7 @@ pub async fn handle(
         caller: caller.clone(),
         endpoint: request.endpoint,
         admission,
+        deployment_admission: None,
         cache: state.cache.clone().zip(cache_plan.filter(|p| p.write)),
         estimate,
         spend,
@@ -284,7 +290,10 @@ fn reply(
         attempted_fallbacks,
         upstream_time,
         in_flight,
+        deployment_admission,
     } = routed;
+    let mut finish = finish;
+    finish.deployment_admission = deployment_admission;
     let overhead = started.elapsed().saturating_sub(upstream_time);
     crate::metrics::record_upstream_duration(&model_group, &member.deployment.id, upstream_time);
     crate::metrics::record_overhead(&model_group, overhead);

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{Deployment, DisabledDeployment, GatewayConfig, RoutingConfig};
 use crate::error::{ApiError, ErrorKind};
+use crate::limits::{Admission, LimitRejection, LimitRequest, LimitScope, RateLimiter};
 use crate::providers::{Endpoint, Provider, ProviderError, ProviderResponse, UpstreamRequest};
 
 /// A deployment with its provider and the live numbers routing decides on.
@@ -108,6 +109,9 @@ pub struct RouteRequest<'a> {
     pub want_stream_usage: bool,
     /// The request body's own `fallbacks` list.
     pub fallbacks: Vec<String>,
+    /// Deployment `rpm`/`tpm` as hard limits (`enforce_model_rate_limits`): the limiter, and
+    /// the tokens to reserve.
+    pub deployment_limits: Option<(&'a RateLimiter, u64)>,
 }
 
 /// A successful answer, with how it was obtained.
@@ -120,6 +124,8 @@ pub struct Routed {
     /// Time spent waiting on upstreams (all attempts), for the overhead header.
     pub upstream_time: Duration,
     pub in_flight: InFlight,
+    /// The deployment's own rpm/tpm reservation, settled with the real usage.
+    pub deployment_admission: Option<Admission>,
 }
 
 /// A failed routing, with the attempt counts for the response headers.
@@ -309,6 +315,7 @@ impl Router {
             return Err(GroupFailure::not_found(model));
         };
         let mut tried: Vec<usize> = Vec::new();
+        let mut limited: Vec<usize> = Vec::new();
         let mut attempt = 0u32;
         let mut last: Option<ProviderError> = None;
         loop {
@@ -330,6 +337,30 @@ impl Router {
                 return Err(GroupFailure::cooling(model, wait));
             };
             let member = group.members[index].clone();
+            // A deployment at its own rpm/tpm is skipped like a busy one; when all are, the
+            // group answers 429.
+            let admission = match self.deployment_admission(request, &member).await {
+                Ok(admission) => admission,
+                Err(rejection) => {
+                    if limited.contains(&index) {
+                        return Err(GroupFailure::limited(
+                            model,
+                            crate::proxy::rejected(rejection),
+                        ));
+                    }
+                    limited.push(index);
+                    if !tried.contains(&index) {
+                        tried.push(index);
+                    }
+                    if tried.len() >= group.members.len() && limited.len() >= group.members.len() {
+                        return Err(GroupFailure::limited(
+                            model,
+                            crate::proxy::rejected(rejection),
+                        ));
+                    }
+                    continue;
+                }
+            };
             let max_retries = member
                 .deployment
                 .max_retries
@@ -350,6 +381,7 @@ impl Router {
                         attempted_fallbacks: 0,
                         upstream_time: Duration::ZERO,
                         in_flight,
+                        deployment_admission: admission,
                     });
                 }
                 Err(error) => {
@@ -387,6 +419,26 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// Reserves a deployment's own rpm/tpm when they are enforced.
+    async fn deployment_admission(
+        &self,
+        request: &RouteRequest<'_>,
+        member: &Member,
+    ) -> Result<Option<Admission>, LimitRejection> {
+        let Some((limiter, tokens)) = request.deployment_limits else {
+            return Ok(None);
+        };
+        let d = &member.deployment;
+        if d.rpm.is_none() && d.tpm.is_none() {
+            return Ok(None);
+        }
+        let limit = LimitRequest::new(LimitScope::Deployment(d.id.clone()))
+            .rpm(d.rpm)
+            .tpm(d.tpm)
+            .estimated_tokens(tokens);
+        limiter.acquire(&[limit]).await.map(Some)
     }
 
     /// Sleep before retrying the same deployment: the upstream's `retry-after` when it gave
@@ -454,6 +506,8 @@ struct GroupFailure {
 enum GroupFailureKind {
     NotFound,
     Cooling(u64),
+    /// Every deployment is at its own rpm/tpm limit.
+    Limited(ApiError),
     Provider(ProviderError),
 }
 
@@ -474,6 +528,14 @@ impl GroupFailure {
         }
     }
 
+    fn limited(model: &str, error: ApiError) -> Self {
+        GroupFailure {
+            model: model.into(),
+            kind: GroupFailureKind::Limited(error),
+            context_window: false,
+        }
+    }
+
     fn provider(model: &str, error: ProviderError) -> Self {
         let context_window = error.is_context_window();
         GroupFailure {
@@ -490,7 +552,7 @@ impl GroupFailure {
     fn falls_back(&self) -> bool {
         match &self.kind {
             GroupFailureKind::NotFound => false,
-            GroupFailureKind::Cooling(_) => true,
+            GroupFailureKind::Cooling(_) | GroupFailureKind::Limited(_) => true,
             GroupFailureKind::Provider(ProviderError::Rejected(_)) => false,
             GroupFailureKind::Provider(ProviderError::Status { status: 400, .. }) => {
                 self.context_window
@@ -505,6 +567,12 @@ impl GroupFailure {
             GroupFailureKind::NotFound => format!("model group '{}' not found", self.model),
             GroupFailureKind::Cooling(_) => {
                 format!("model group '{}' is cooling down", self.model)
+            }
+            GroupFailureKind::Limited(_) => {
+                format!(
+                    "model group '{}' is at its deployments' rate limits",
+                    self.model
+                )
             }
             GroupFailureKind::Provider(e) => e.to_string(),
         }
@@ -523,6 +591,7 @@ impl GroupFailure {
                 ),
             )
             .with_retry_after(wait),
+            GroupFailureKind::Limited(error) => error,
             GroupFailureKind::Provider(e) => e.into_api_error(&self.model),
         }
     }

@@ -3,8 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cache;
+mod cli;
 mod common;
 mod core;
+mod durability;
 mod gateway_keys;
 mod keys;
 mod limits;

@@ -114,3 +114,46 @@ async fn global_parallel_limit_answers_429_with_headers() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn deployment_rpm_is_a_hard_limit_only_when_enforced() {
+    let group = |enforce: bool| {
+        format!(
+            "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/m, mock_response: a, rpm: 2}}\n    model_info: {{id: dep-a-{enforce}-{}}}\n  - model_name: m\n    litellm_params: {{model: openai/m, mock_response: b, rpm: 1}}\n    model_info: {{id: dep-b-{enforce}-{}}}\n{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple(),
+            if enforce {
+                "router_settings:\n  optional_pre_call_checks: [enforce_model_rate_limits]\n"
+            } else {
+                ""
+            }
+        )
+    };
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
+    let gw = TestGateway::start(&group(true)).await;
+    let mut served = Vec::new();
+    for _ in 0..3 {
+        let r = gw.post("/v1/chat/completions", body.clone()).await;
+        assert_eq!(r.status(), 200);
+        served.push(
+            r.headers()["x-litellm-model-id"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let a = served.iter().filter(|id| id.starts_with("dep-a")).count();
+    assert_eq!(a, 2, "each deployment serves exactly its rpm: {served:?}");
+    let r = gw.post("/v1/chat/completions", body.clone()).await;
+    let e = expect_error(r, 429, "rate_limit_error").await;
+    assert!(e["message"].as_str().unwrap().contains("deployment"), "{e}");
+
+    let gw = TestGateway::start(&group(false)).await;
+    for _ in 0..5 {
+        assert_eq!(
+            gw.post("/v1/chat/completions", body.clone()).await.status(),
+            200,
+            "rpm only steers routing"
+        );
+    }
+}
