@@ -1,6 +1,7 @@
 //! Virtual keys through the HTTP server: the key routes, enforcement on LLM requests, spend
 //! headers and spend logs, rate limits per key.
 
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -200,24 +201,29 @@ async fn a_key_rpm_limit_answers_429_with_rate_limit_headers() {
 }
 
 #[tokio::test]
-async fn spend_reaches_the_spend_log() {
+async fn spend_after_a_burst_of_1000_requests_equals_the_sum_of_their_costs() {
     let gw = TestGateway::start(YAML).await;
     let key = generate(&gw, json!({})).await;
-    for _ in 0..3 {
-        assert_eq!(chat(&gw, &key, "mock").await.status(), 200);
-    }
+    let costs = futures::stream::iter(0..1000)
+        .map(|_| {
+            let gw = &gw;
+            let key = &key;
+            async move {
+                let r = chat(gw, key, "mock").await;
+                assert_eq!(r.status(), 200);
+                r.headers()["x-litellm-response-cost"].to_str().unwrap().parse::<f64>().unwrap()
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<f64>>()
+        .await;
+    let expected: f64 = costs.iter().sum();
     let keys = gw.state.keys().unwrap();
     keys.flush_spend().await.unwrap();
-    let (rows, total) = keys
-        .store()
-        .spend_log_totals(&hx_gateway::secret::hash_key(&key))
-        .await
-        .unwrap();
-    assert_eq!(rows, 3);
-    assert!(total > 0.0);
+    let (rows, total) = keys.store().spend_log_totals(&hx_gateway::secret::hash_key(&key)).await.unwrap();
+    assert_eq!(rows, 1000, "one spend-log row per request");
+    assert!((total - expected).abs() <= 1e-9 * expected, "{total} vs {expected}");
     let r = gw.get(&format!("/key/info?key={key}")).await;
-    let spend = r.json::<Value>().await.unwrap()["info"]["spend"]
-        .as_f64()
-        .unwrap();
-    assert!((spend - total).abs() <= 1e-9 * total, "{spend} vs {total}");
+    let spend = r.json::<Value>().await.unwrap()["info"]["spend"].as_f64().unwrap();
+    assert!((spend - expected).abs() <= 1e-9 * expected, "{spend} vs {expected}");
 }
