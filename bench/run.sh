@@ -94,6 +94,10 @@ pin() { # pin CPULIST CMD... : taskset when a CPU list is given
   local cpus="$1"; shift
   if [[ -n "$cpus" ]]; then taskset -c "$cpus" "$@"; else "$@"; fi
 }
+spawn() { # spawn CPULIST CMD... &: exec, so that $! is the command's own PID (stoppable)
+  local cpus="$1"; shift
+  if [[ -n "$cpus" ]]; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi
+}
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 http_code() { curl -s -o /dev/null -w '%{http_code}' "$@" || true; }
 wait_200() { # wait_200 URL [SECONDS]
@@ -197,11 +201,12 @@ EOF
 start_hx() {
   local name="$1" port="$2" config="$3"; shift 3
   mkdir -p "$TMP/data-$name"
-  # Default log level (info, one access line per request), as deployed; into a file.
-  # shellcheck disable=SC2016 # the inner script expands its own arguments
-  env LITELLM_MASTER_KEY="$MASTER_KEY" HX_DATA_DIR="$TMP/data-$name" "$@" \
-    bash -c 'cpus="$1"; shift; if [[ -n "$cpus" ]]; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi' \
-    _ "${BENCH_CPUS_TARGET:-}" "$HX" --config "$config" --host 127.0.0.1 --port "$port" --num_workers 2 \
+  # Default log level (info: one access line per request), as deployed, into a file;
+  # BENCH_HX_LOG sets RUST_LOG instead (e.g. warn) to see what the access log costs.
+  local log_env=()
+  [[ -n "${BENCH_HX_LOG:-}" ]] && log_env=(RUST_LOG="$BENCH_HX_LOG")
+  spawn "${BENCH_CPUS_TARGET:-}" env LITELLM_MASTER_KEY="$MASTER_KEY" HX_DATA_DIR="$TMP/data-$name" \
+    "${log_env[@]}" "$@" "$HX" --config "$config" --host 127.0.0.1 --port "$port" --num_workers 2 \
     >"$TMP/$name.out" 2>"$TMP/$name.log" &
   HX_PID=$!
   PIDS+=("$HX_PID")
@@ -222,7 +227,7 @@ hx_config "$HX_CONFIG"
 
 # --- the mock upstream (two ports: the second deployment of the group) ---------------------
 log "starting the mock upstream on $MOCK_PORT and $MOCK_PORT2"
-pin "${BENCH_CPUS_MOCK:-}" env MOCK_THREADS=2 "$MOCK" "$MOCK_PORT" "$MOCK_PORT2" >/dev/null 2>"$TMP/mock.log" &
+spawn "${BENCH_CPUS_MOCK:-}" env MOCK_THREADS=2 "$MOCK" "$MOCK_PORT" "$MOCK_PORT2" >/dev/null 2>"$TMP/mock.log" &
 PIDS+=($!)
 wait_200 "http://127.0.0.1:$MOCK_PORT/health" || die "mock upstream did not start: $(cat "$TMP/mock.log")"
 
@@ -278,10 +283,11 @@ http {
   }
 }
 EOF
-  pin "${BENCH_CPUS_TARGET:-}" "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" &
+  spawn "${BENCH_CPUS_TARGET:-}" "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" \
+    -e "$TMP/nginx/logs/error.log" >/dev/null 2>"$TMP/nginx/logs/stderr.log" &
   NGINX_PID=$!
   PIDS+=("$NGINX_PID")
-  wait_200 "http://127.0.0.1:$NGINX_PORT/health" || die "nginx did not start: $(cat "$TMP/nginx/logs/error.log")"
+  wait_200 "http://127.0.0.1:$NGINX_PORT/health" || die "nginx did not start: $(cat "$TMP/nginx/logs/error.log" "$TMP/nginx/logs/stderr.log")"
   measure nginx "http://127.0.0.1:$NGINX_PORT/v1/chat/completions" bench-gpt none
   stop "$NGINX_PID"
 fi
