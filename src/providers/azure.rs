@@ -63,7 +63,7 @@ impl Azure {
             &self.http,
             &url,
             &self.headers,
-            &request,
+            request,
             self.secret.as_deref(),
         )
         .await

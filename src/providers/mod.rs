@@ -278,9 +278,10 @@ impl Provider {
     }
 }
 
-/// Applies a deployment's default parameters and its model name to a client body.
-pub fn prepare_body(request: &UpstreamRequest<'_>) -> Map<String, Value> {
-    let mut body = request.body.clone();
+/// Applies a deployment's default parameters and its model name to a client body. Takes the
+/// body out of the request: the router hands each attempt its own copy.
+pub fn prepare_body(request: &mut UpstreamRequest<'_>) -> Map<String, Value> {
+    let mut body = std::mem::take(&mut request.body);
     for (k, v) in &request.deployment.default_params {
         body.entry(k.clone()).or_insert_with(|| v.clone());
     }

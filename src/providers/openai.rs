@@ -65,7 +65,7 @@ impl OpenAiCompatible {
             &self.http,
             &url,
             &self.headers,
-            &request,
+            request,
             self.secret.as_deref(),
         )
         .await
@@ -93,10 +93,10 @@ pub async fn exchange(
     http: &reqwest::Client,
     url: &str,
     headers: &HeaderMap,
-    request: &UpstreamRequest<'_>,
+    mut request: UpstreamRequest<'_>,
     secret: Option<&str>,
 ) -> Result<ProviderResponse, ProviderError> {
-    let mut body = prepare_body(request);
+    let mut body = prepare_body(&mut request);
     let asked_usage = request.stream && request.want_stream_usage && wants_usage_added(&body);
     if request.stream {
         body.insert("stream".into(), Value::Bool(true));
@@ -104,18 +104,17 @@ pub async fn exchange(
             add_include_usage(&mut body);
         }
     }
-    let result = send(http, url, headers, &body, request, secret).await;
+    let result = send(http, url, headers, &body, &request, secret).await;
     match result {
         // An upstream that does not know `stream_options` is asked again without it; usage
         // is then estimated by the caller.
         Err(ProviderError::Status {
             status: 400 | 422,
-            ref body,
+            body: ref answer,
             ..
-        }) if asked_usage && String::from_utf8_lossy(body).contains("stream_options") => {
-            let mut plain = prepare_body(request);
-            plain.insert("stream".into(), Value::Bool(true));
-            send(http, url, headers, &plain, request, secret).await
+        }) if asked_usage && String::from_utf8_lossy(answer).contains("stream_options") => {
+            body.remove("stream_options");
+            send(http, url, headers, &body, &request, secret).await
         }
         other => other,
     }

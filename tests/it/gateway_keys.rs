@@ -211,7 +211,11 @@ async fn spend_after_a_burst_of_1000_requests_equals_the_sum_of_their_costs() {
             async move {
                 let r = chat(gw, key, "mock").await;
                 assert_eq!(r.status(), 200);
-                r.headers()["x-litellm-response-cost"].to_str().unwrap().parse::<f64>().unwrap()
+                r.headers()["x-litellm-response-cost"]
+                    .to_str()
+                    .unwrap()
+                    .parse::<f64>()
+                    .unwrap()
             }
         })
         .buffer_unordered(16)
@@ -220,10 +224,22 @@ async fn spend_after_a_burst_of_1000_requests_equals_the_sum_of_their_costs() {
     let expected: f64 = costs.iter().sum();
     let keys = gw.state.keys().unwrap();
     keys.flush_spend().await.unwrap();
-    let (rows, total) = keys.store().spend_log_totals(&hx_gateway::secret::hash_key(&key)).await.unwrap();
+    let (rows, total) = keys
+        .store()
+        .spend_log_totals(&hx_gateway::secret::hash_key(&key))
+        .await
+        .unwrap();
     assert_eq!(rows, 1000, "one spend-log row per request");
-    assert!((total - expected).abs() <= 1e-9 * expected, "{total} vs {expected}");
+    assert!(
+        (total - expected).abs() <= 1e-9 * expected,
+        "{total} vs {expected}"
+    );
     let r = gw.get(&format!("/key/info?key={key}")).await;
-    let spend = r.json::<Value>().await.unwrap()["info"]["spend"].as_f64().unwrap();
-    assert!((spend - expected).abs() <= 1e-9 * expected, "{spend} vs {expected}");
+    let spend = r.json::<Value>().await.unwrap()["info"]["spend"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (spend - expected).abs() <= 1e-9 * expected,
+        "{spend} vs {expected}"
+    );
 }

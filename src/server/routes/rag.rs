@@ -27,27 +27,50 @@ fn scope(caller: &Caller) -> RagScope {
     }
 }
 
+/// Which RAG operation a request runs.
+#[derive(Clone, Copy)]
+enum Operation {
+    Search,
+    Upsert,
+    Delete,
+}
+
+impl Operation {
+    fn name(self) -> &'static str {
+        match self {
+            Operation::Search => "search",
+            Operation::Upsert => "upsert",
+            Operation::Delete => "delete",
+        }
+    }
+}
+
+async fn run(
+    state: &AppState,
+    caller: &Caller,
+    operation: Operation,
+    body: Value,
+) -> Result<Json<Value>, ApiError> {
+    caller.check_budget()?;
+    let embedder = RouterEmbedder { state, caller };
+    let scope = scope(caller);
+    let started = std::time::Instant::now();
+    let result = match operation {
+        Operation::Search => state.rag.search(&scope, &embedder, body).await,
+        Operation::Upsert => state.rag.upsert(&scope, &embedder, body).await,
+        Operation::Delete => state.rag.delete(&scope, &embedder, body).await,
+    };
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    crate::metrics::record_rag_operation(operation.name(), outcome, started.elapsed());
+    result.map(Json)
+}
+
 pub async fn search(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
-    caller.check_budget()?;
-    let embedder = RouterEmbedder {
-        state: &state,
-        caller: &caller,
-    };
-    let started = std::time::Instant::now();
-    let result = state
-        .rag
-        .search(&scope(&caller), &embedder, Value::Object(body))
-        .await;
-    crate::metrics::record_rag_operation(
-        "search",
-        if result.is_ok() { "ok" } else { "error" },
-        started.elapsed(),
-    );
-    result.map(Json)
+    run(&state, &caller, Operation::Search, Value::Object(body)).await
 }
 
 pub async fn upsert(
@@ -55,22 +78,7 @@ pub async fn upsert(
     caller: Caller,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
-    caller.check_budget()?;
-    let embedder = RouterEmbedder {
-        state: &state,
-        caller: &caller,
-    };
-    let started = std::time::Instant::now();
-    let result = state
-        .rag
-        .upsert(&scope(&caller), &embedder, Value::Object(body))
-        .await;
-    crate::metrics::record_rag_operation(
-        "upsert",
-        if result.is_ok() { "ok" } else { "error" },
-        started.elapsed(),
-    );
-    result.map(Json)
+    run(&state, &caller, Operation::Upsert, Value::Object(body)).await
 }
 
 pub async fn delete(
@@ -78,20 +86,5 @@ pub async fn delete(
     caller: Caller,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
-    caller.check_budget()?;
-    let embedder = RouterEmbedder {
-        state: &state,
-        caller: &caller,
-    };
-    let started = std::time::Instant::now();
-    let result = state
-        .rag
-        .delete(&scope(&caller), &embedder, Value::Object(body))
-        .await;
-    crate::metrics::record_rag_operation(
-        "delete",
-        if result.is_ok() { "ok" } else { "error" },
-        started.elapsed(),
-    );
-    result.map(Json)
+    run(&state, &caller, Operation::Delete, Value::Object(body)).await
 }
