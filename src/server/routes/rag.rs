@@ -95,3 +95,20 @@ pub async fn delete(
     );
     result.map(Json)
 }
+
+/// `POST /v1/rag/points`: stored points by filter, a page at a time (used by `rag ingest`).
+pub async fn points(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    caller.check_budget()?;
+    let started = std::time::Instant::now();
+    let result = state.rag.points(&scope(&caller), Value::Object(body)).await;
+    crate::metrics::record_rag_operation(
+        "points",
+        if result.is_ok() { "ok" } else { "error" },
+        started.elapsed(),
+    );
+    result.map(Json)
+}
