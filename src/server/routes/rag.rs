@@ -1,5 +1,7 @@
 //! `/v1/rag/search`, `/v1/rag/upsert`, `/v1/rag/delete`: retrieval next to the LLM routes,
 //! under the same keys; a key's `metadata.rag_namespaces` scopes what it may touch.
+//! `/v1/rag/points` (not in the public contract) lists stored points by filter without a
+//! query vector, for `hx-gateway rag ingest`.
 
 use std::sync::Arc;
 
