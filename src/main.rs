@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hx_gateway::cli::{Cli, Command};
+use hx_gateway::cli::{Cli, Command, RagCommand};
 use hx_gateway::config::{EnvSource, ProcessEnv, env::parse_env_file};
 use hx_gateway::lifecycle::{self, ConfigSource};
 
@@ -101,9 +101,22 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Some(Command::Rag(_)) => {
-            eprintln!("error: this command is not available in this build yet");
-            ExitCode::FAILURE
+        Some(Command::Rag(RagCommand::Ingest(args))) => {
+            use hx_gateway::rag::ingest::{IngestOptions, ingest};
+            let mut progress = |line: &str| {
+                if line.starts_with("warning:") {
+                    eprintln!("{line}");
+                } else {
+                    println!("{line}");
+                }
+            };
+            match runtime.block_on(ingest(IngestOptions::from_args(&args), &mut progress)) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
         }
     }
 }

@@ -4,11 +4,14 @@
 //!   REST, Qdrant's engine embedded).
 //! - [`service`]: request validation, namespace scoping, embedding of documents and queries,
 //!   and the exact response shapes of `../shared/spec/rag-api.md`.
+//! - [`ingest`]: `hx-gateway rag ingest`, a client of a running gateway that chunks files and
+//!   keeps their chunks in sync.
 //!
 //! The HTTP layer calls [`RagService::search`], [`RagService::upsert`] and
 //! [`RagService::delete`] with the caller's [`RagScope`], an [`Embedder`] bound to the
 //! caller's identity, and the raw JSON body.
 
+pub mod ingest;
 pub mod service;
 pub mod store;
 

@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use super::store::{
     DeleteSelector, EmbeddedStore, EmbeddedStoreOptions, Filter, Point, PointId, QdrantServerStore,
-    ScoredPoint, SearchQuery, VectorStore, VectorStoreError, WithPayload, valid_collection_name,
+    ScoredPoint, ScrollQuery, SearchQuery, VectorStore, VectorStoreError, WithPayload,
+    valid_collection_name,
 };
 use super::{Embedder, RagConfig, RagScope};
 use crate::error::{ApiError, ErrorKind};
@@ -24,6 +25,8 @@ use crate::error::{ApiError, ErrorKind};
 pub const DEFAULT_EMBED_BATCH: usize = 64;
 const MAX_LIMIT: u64 = 1000;
 const DEFAULT_LIMIT: u64 = 5;
+/// Page size of `/v1/rag/points` when the request names none.
+const DEFAULT_POINTS_LIMIT: u64 = 100;
 const NEITHER_QUERY_NOR_VECTOR: &str = "Provide either 'vector' or 'query'.";
 
 /// The RAG API over one vector store.
@@ -194,6 +197,89 @@ impl RagService {
         Ok(json!({
             "status": "ok",
             "result": {"result": result, "status": "ok", "time": time},
+        }))
+    }
+
+    /// `POST /v1/rag/points`: lists stored points (ids and payloads) matching a filter, in id
+    /// order, a page at a time, without a query vector (Qdrant's scroll). Not in the public
+    /// contract's three routes; `hx-gateway rag ingest` uses it to see what a source already
+    /// has stored. Scoped like search: a scoped key sees only its namespaces.
+    ///
+    /// Body: `{"collection"?, "namespace"?, "filter"?, "limit"? (1..=1000, default 100),
+    /// "offset"? (the previous page's `next_page_offset`), "with_payload"? (default true)}`.
+    /// Answer: `{"status": "ok", "result": {"points": [{"id", "payload"}], "next_page_offset"}}`.
+    pub async fn points(&self, scope: &RagScope, body: Value) -> Result<Value, ApiError> {
+        let body = object(body)?;
+        let collection = self.collection(&body)?;
+        let namespace = opt_namespace(&body)?;
+        let filter = opt_filter(&body)?;
+        let limit = match opt_u64(&body, "limit")? {
+            None => DEFAULT_POINTS_LIMIT,
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "'limit' must be between 1 and 1000.",
+                    "limit",
+                ));
+            }
+        };
+        let offset = match present(&body, "offset") {
+            None => None,
+            Some(v) => Some(PointId::from_json(v).ok_or_else(|| {
+                ApiError::invalid("'offset' must be an unsigned integer or a UUID.", "offset")
+            })?),
+        };
+        let with_payload = match present(&body, "with_payload") {
+            None => WithPayload::All(true),
+            Some(Value::Bool(b)) => WithPayload::All(*b),
+            Some(Value::Array(items)) => WithPayload::Fields(
+                items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(with_payload_error)?,
+            ),
+            Some(_) => return Err(with_payload_error()),
+        };
+        let allowed = check_scope(
+            scope,
+            &self.default_collection,
+            &collection,
+            namespace.as_deref(),
+            filter.as_ref(),
+        )?;
+        let mut filter_json = filter.map(Filter::into_json);
+        if let Some(ns) = &namespace {
+            filter_json = Some(add_must(filter_json, namespace_is(ns)));
+        } else if let Some(allowed) = allowed {
+            filter_json = Some(add_must(
+                filter_json,
+                json!({"key": "namespace", "match": {"any": allowed}}),
+            ));
+        }
+        let page = self
+            .store
+            .scroll(
+                &collection,
+                ScrollQuery {
+                    filter: filter_json.map(Filter::trusted),
+                    limit: limit as usize,
+                    offset,
+                    with_payload,
+                },
+            )
+            .await?;
+        let points: Vec<Value> = page
+            .points
+            .into_iter()
+            .map(|p| json!({"id": p.id.to_json(), "payload": p.payload}))
+            .collect();
+        Ok(json!({
+            "status": "ok",
+            "result": {
+                "points": points,
+                "next_page_offset": page.next_offset.map(PointId::to_json),
+            },
         }))
     }
 

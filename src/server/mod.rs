@@ -42,6 +42,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/rag/search", post(routes::rag::search))
         .route("/v1/rag/upsert", post(routes::rag::upsert))
         .route("/v1/rag/delete", post(routes::rag::delete))
+        .route("/v1/rag/points", post(routes::rag::points))
         .route("/rag/search", post(routes::rag::search))
         .route("/rag/upsert", post(routes::rag::upsert))
         .route("/rag/delete", post(routes::rag::delete))

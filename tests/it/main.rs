@@ -15,5 +15,6 @@ mod multi_instance;
 mod ops;
 mod pipeline;
 mod providers;
+mod rag_ingest;
 mod rag_store;
 mod routing;

@@ -680,6 +680,79 @@ mod scenarios {
         );
     }
 
+    pub async fn points_are_listed_by_filter_a_page_at_a_time(h: &Harness) {
+        let missing = h
+            .service
+            .points(&all(), json!({"collection": "nowhere"}))
+            .await;
+        assert_error(missing, 404, Some("collection"));
+        seed_points(h, COLLECTION).await;
+        let listed_ids = |r: &Value| -> Vec<Value> {
+            assert_eq!(r["status"], "ok", "{r}");
+            r["result"]["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].clone())
+                .collect()
+        };
+        let en = json!({"must": [{"key": "lang", "match": {"value": "en"}}]});
+        let page = h
+            .service
+            .points(&all(), json!({"filter": en, "limit": 2}))
+            .await
+            .unwrap();
+        assert_eq!(listed_ids(&page), [json!(1), json!(3)]);
+        assert_eq!(page["result"]["next_page_offset"], 5, "{page}");
+        assert_eq!(page["result"]["points"][0]["payload"]["text"], "point 1");
+        let page = h
+            .service
+            .points(&all(), json!({"filter": en, "limit": 2, "offset": 5}))
+            .await
+            .unwrap();
+        assert_eq!(listed_ids(&page), [json!(5)]);
+        assert!(page["result"]["next_page_offset"].is_null(), "{page}");
+
+        // `namespace` narrows, `with_payload` selects fields.
+        let page = h
+            .service
+            .points(
+                &all(),
+                json!({"namespace": "b", "with_payload": ["n"], "limit": 1000}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(listed_ids(&page), [json!(4), json!(5), json!(6)]);
+        assert_eq!(page["result"]["points"][0]["payload"], json!({"n": 4}));
+
+        // A scoped key sees only its namespaces and may not name another.
+        let only_a = RagScope::only(["a"]);
+        let page = h.service.points(&only_a, json!({})).await.unwrap();
+        assert_eq!(listed_ids(&page), [json!(1), json!(2), json!(3)]);
+        assert_error(
+            h.service.points(&only_a, json!({"namespace": "b"})).await,
+            403,
+            Some("namespace"),
+        );
+        let foreign = json!({"must": [{"key": "namespace", "match": {"value": "b"}}]});
+        assert_error(
+            h.service.points(&only_a, json!({"filter": foreign})).await,
+            403,
+            Some("filter"),
+        );
+
+        assert_error(
+            h.service.points(&all(), json!({"limit": 0})).await,
+            400,
+            Some("limit"),
+        );
+        assert_error(
+            h.service.points(&all(), json!({"offset": "nope"})).await,
+            400,
+            Some("offset"),
+        );
+    }
+
     pub async fn delete_by_ids_namespace_and_filter(h: &Harness) {
         seed_points(h, "del").await;
         let count = || async {
@@ -958,6 +1031,7 @@ on_both_backends!(
     missing_embedding_model,
     namespace_isolation,
     delete_by_ids_namespace_and_filter,
+    points_are_listed_by_filter_a_page_at_a_time,
     concurrent_upserts_and_searches,
     scoped_keys_stay_in_their_namespaces,
 );

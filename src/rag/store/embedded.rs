@@ -53,8 +53,8 @@ use qdrant_edge::{
 use tokio::sync::{Mutex, OnceCell, oneshot};
 
 use super::{
-    CollectionInfo, DeleteSelector, Point, PointId, ScoredPoint, SearchQuery, VectorStoreError,
-    check_dimensions, valid_collection_name,
+    CollectionInfo, DeleteSelector, Point, PointId, ScoredPoint, ScrollPage, ScrollQuery,
+    SearchQuery, StoredRecord, VectorStoreError, check_dimensions, valid_collection_name,
 };
 
 /// The engine's config file, whose presence marks a directory as a collection.
@@ -353,6 +353,43 @@ impl EmbeddedStore {
             }
         };
         c.write(UpdateOperation::PointOperation(operation), 0).await
+    }
+
+    pub async fn scroll(
+        &self,
+        name: &str,
+        query: ScrollQuery,
+    ) -> Result<ScrollPage, VectorStoreError> {
+        let c = self.existing(name).await?;
+        let filter = query
+            .filter
+            .map(|f| engine_filter(f.as_json()))
+            .transpose()?;
+        let with_payload: WithPayloadInterface =
+            serde_json::from_value(query.with_payload.to_json())
+                .map_err(|e| VectorStoreError::BadRequest(format!("with_payload: {e}")))?;
+        let request = qdrant_edge::ScrollRequest {
+            offset: query.offset.map(engine_id),
+            limit: Some(query.limit.max(1)),
+            filter,
+            with_payload: Some(with_payload),
+            with_vector: WithVector::Bool(false),
+            order_by: None,
+        };
+        let shard = c.shard.clone();
+        let (records, next) = blocking(move || shard.scroll(request))
+            .await?
+            .map_err(engine_error)?;
+        Ok(ScrollPage {
+            points: records
+                .into_iter()
+                .map(|r| StoredRecord {
+                    id: store_id(r.id),
+                    payload: r.payload.map(|p| p.0),
+                })
+                .collect(),
+            next_offset: next.map(store_id),
+        })
     }
 
     pub async fn count(

@@ -179,6 +179,32 @@ pub struct ScoredPoint {
     pub vector: Option<Vec<f32>>,
 }
 
+/// A page of stored points matching a filter, in id order (Qdrant's scroll): for listing
+/// what is stored without a query vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrollQuery {
+    pub filter: Option<Filter>,
+    /// Page size (at least 1).
+    pub limit: usize,
+    /// Start from this id (inclusive): the previous page's `next_offset`.
+    pub offset: Option<PointId>,
+    pub with_payload: WithPayload,
+}
+
+/// A stored point as a scroll returns it (no vector, no score).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    pub id: PointId,
+    pub payload: Option<Map<String, Value>>,
+}
+
+/// One page of a scroll; `next_offset` is `None` on the last page.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ScrollPage {
+    pub points: Vec<StoredRecord>,
+    pub next_offset: Option<PointId>,
+}
+
 /// What to delete.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeleteSelector {
@@ -265,6 +291,18 @@ impl VectorStore {
         match self {
             VectorStore::Server(s) => s.delete(collection, selector).await,
             VectorStore::Embedded(s) => s.delete(collection, selector).await,
+        }
+    }
+
+    /// One page of the points matching `query.filter`, in id order.
+    pub async fn scroll(
+        &self,
+        collection: &str,
+        query: ScrollQuery,
+    ) -> Result<ScrollPage, VectorStoreError> {
+        match self {
+            VectorStore::Server(s) => s.scroll(collection, query).await,
+            VectorStore::Embedded(s) => s.scroll(collection, query).await,
         }
     }
 

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{
-    CollectionInfo, DeleteSelector, Point, PointId, ScoredPoint, SearchQuery, VectorStoreError,
-    valid_collection_name,
+    CollectionInfo, DeleteSelector, Point, PointId, ScoredPoint, ScrollPage, ScrollQuery,
+    SearchQuery, StoredRecord, VectorStoreError, valid_collection_name,
 };
 use crate::secret::{Secret, redact_url, scrub};
 
@@ -73,6 +73,18 @@ struct CountBody {
 #[derive(Deserialize)]
 struct QueryResponseBody {
     points: Vec<ScoredPointBody>,
+}
+
+#[derive(Deserialize)]
+struct ScrollResponseBody {
+    points: Vec<RecordBody>,
+    next_page_offset: Option<PointId>,
+}
+
+#[derive(Deserialize)]
+struct RecordBody {
+    id: PointId,
+    payload: Option<Map<String, Value>>,
 }
 
 #[derive(Deserialize)]
@@ -377,6 +389,44 @@ impl QdrantServerStore {
         )
         .await?;
         Ok(())
+    }
+
+    /// `POST /collections/{c}/points/scroll`.
+    pub async fn scroll(
+        &self,
+        collection: &str,
+        query: ScrollQuery,
+    ) -> Result<ScrollPage, VectorStoreError> {
+        let path = Self::collection_path(collection)?;
+        let mut body = Map::new();
+        if let Some(offset) = query.offset {
+            body.insert("offset".into(), offset.to_json());
+        }
+        body.insert("limit".into(), json!(query.limit.max(1)));
+        if let Some(filter) = query.filter {
+            body.insert("filter".into(), filter.into_json());
+        }
+        body.insert("with_payload".into(), query.with_payload.to_json());
+        body.insert("with_vector".into(), Value::Bool(false));
+        let page: ScrollResponseBody = self
+            .call(
+                collection,
+                Method::POST,
+                &format!("{path}/points/scroll"),
+                Some(&Value::Object(body)),
+            )
+            .await?;
+        Ok(ScrollPage {
+            points: page
+                .points
+                .into_iter()
+                .map(|p| StoredRecord {
+                    id: p.id,
+                    payload: p.payload,
+                })
+                .collect(),
+            next_offset: page.next_page_offset,
+        })
     }
 
     /// `POST /collections/{c}/points/count` (exact).

@@ -1,5 +1,7 @@
 //! `/v1/rag/search`, `/v1/rag/upsert`, `/v1/rag/delete`: retrieval next to the LLM routes,
 //! under the same keys; a key's `metadata.rag_namespaces` scopes what it may touch.
+//! `/v1/rag/points` (not in the public contract) lists stored points by filter without a
+//! query vector, for `hx-gateway rag ingest`.
 
 use std::sync::Arc;
 
@@ -87,4 +89,21 @@ pub async fn delete(
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
     run(&state, &caller, Operation::Delete, Value::Object(body)).await
+}
+
+/// `POST /v1/rag/points`: stored points by filter, a page at a time (used by `rag ingest`).
+pub async fn points(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    caller.check_budget()?;
+    let started = std::time::Instant::now();
+    let result = state.rag.points(&scope(&caller), Value::Object(body)).await;
+    crate::metrics::record_rag_operation(
+        "points",
+        if result.is_ok() { "ok" } else { "error" },
+        started.elapsed(),
+    );
+    result.map(Json)
 }

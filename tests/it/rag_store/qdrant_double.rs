@@ -242,6 +242,9 @@ impl QdrantDouble {
             ["collections", c, "points", "query"] => {
                 ("/collections/{collection_name}/points/query", Some(*c))
             }
+            ["collections", c, "points", "scroll"] => {
+                ("/collections/{collection_name}/points/scroll", Some(*c))
+            }
             ["collections", c, "points", "count"] => {
                 ("/collections/{collection_name}/points/count", Some(*c))
             }
@@ -462,6 +465,51 @@ impl QdrantDouble {
                     .collect();
                 self.ok(template, method, json!({"points": points}))
             }
+            ("/collections/{collection_name}/points/scroll", "post") => {
+                let Some(col) = state.collections.get(c) else {
+                    return not_found();
+                };
+                // Qdrant's id order: integers first, then UUIDs; `offset` is inclusive.
+                let mut matching: Vec<&StoredPoint> = col
+                    .points
+                    .values()
+                    .filter(|p| {
+                        body.get("filter")
+                            .filter(|f| !f.is_null())
+                            .is_none_or(|f| self.matches(f, p))
+                    })
+                    .collect();
+                matching.sort_by_key(|p| id_order(&p.id));
+                if let Some(offset) = body.get("offset").filter(|o| !o.is_null()) {
+                    let from = id_order(offset);
+                    matching.retain(|p| id_order(&p.id) >= from);
+                }
+                let limit = body["limit"].as_u64().unwrap_or(10) as usize;
+                let next = matching.get(limit).map(|p| p.id.clone());
+                matching.truncate(limit);
+                let points: Vec<Value> = matching
+                    .into_iter()
+                    .map(|p| {
+                        let payload = match &body["with_payload"] {
+                            Value::Bool(false) => Value::Null,
+                            Value::Array(fields) => Value::Object(
+                                p.payload
+                                    .iter()
+                                    .filter(|(k, _)| fields.iter().any(|f| f == *k))
+                                    .map(|(k, v)| (k.clone(), v.clone()))
+                                    .collect(),
+                            ),
+                            _ => Value::Object(p.payload.clone()),
+                        };
+                        json!({"id": p.id, "payload": payload})
+                    })
+                    .collect();
+                self.ok(
+                    template,
+                    method,
+                    json!({"points": points, "next_page_offset": next}),
+                )
+            }
             ("/collections/{collection_name}/points/count", "post") => {
                 let Some(col) = state.collections.get(c) else {
                     return not_found();
@@ -580,6 +628,14 @@ impl Respond for QdrantDouble {
             self.violation(e);
         }
         ResponseTemplate::new(status).set_body_json(body)
+    }
+}
+
+/// Sort key of a point id in Qdrant's scroll order: integers first, then UUIDs.
+fn id_order(id: &Value) -> (u8, u64, String) {
+    match id {
+        Value::Number(n) => (0, n.as_u64().unwrap_or(0), String::new()),
+        other => (1, 0, id_key(other)),
     }
 }
 
