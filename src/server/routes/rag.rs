@@ -35,6 +35,7 @@ enum Operation {
     Search,
     Upsert,
     Delete,
+    Points,
 }
 
 impl Operation {
@@ -43,6 +44,7 @@ impl Operation {
             Operation::Search => "search",
             Operation::Upsert => "upsert",
             Operation::Delete => "delete",
+            Operation::Points => "points",
         }
     }
 }
@@ -61,6 +63,7 @@ async fn run(
         Operation::Search => state.rag.search(&scope, &embedder, body).await,
         Operation::Upsert => state.rag.upsert(&scope, &embedder, body).await,
         Operation::Delete => state.rag.delete(&scope, &embedder, body).await,
+        Operation::Points => state.rag.points(&scope, body).await,
     };
     let outcome = if result.is_ok() { "ok" } else { "error" };
     crate::metrics::record_rag_operation(operation.name(), outcome, started.elapsed());
@@ -97,13 +100,5 @@ pub async fn points(
     caller: Caller,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
-    caller.check_budget()?;
-    let started = std::time::Instant::now();
-    let result = state.rag.points(&scope(&caller), Value::Object(body)).await;
-    crate::metrics::record_rag_operation(
-        "points",
-        if result.is_ok() { "ok" } else { "error" },
-        started.elapsed(),
-    );
-    result.map(Json)
+    run(&state, &caller, Operation::Points, Value::Object(body)).await
 }
