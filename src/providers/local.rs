@@ -1,12 +1,9 @@
 //! `local/`: sentence embeddings computed inside the gateway (candle BERT), answered in
 //! OpenAI's embeddings shape. Only `/v1/embeddings` (and so RAG) can use it.
 
-use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{
-    Endpoint, ProviderError, ProviderResponse, ProviderUnavailable, UpstreamRequest, Usage,
-};
+use super::{Endpoint, ProviderError, ProviderResponse, ProviderUnavailable, UpstreamRequest};
 use crate::config::Deployment;
 use crate::error::ApiError;
 
@@ -95,17 +92,17 @@ impl Local {
             .vectors
             .iter()
             .enumerate()
-            .map(|(index, v)| json!({"object": "embedding", "index": index, "embedding": v}))
+            .map(|(index, v)| serde_json::json!({"object": "embedding", "index": index, "embedding": v}))
             .collect();
         let tokens = result.prompt_tokens as u64;
-        let usage = Usage {
+        let usage = super::Usage {
             prompt_tokens: tokens,
             completion_tokens: 0,
             total_tokens: tokens,
         };
-        let body = json!({"object": "list", "data": data, "model": requested, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}});
+        let body = serde_json::json!({"object": "list", "data": data, "model": requested, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}});
         Ok(ProviderResponse::Complete {
-            body: Bytes::from(body.to_string()),
+            body: bytes::Bytes::from(body.to_string()),
             usage: Some(usage),
         })
     }

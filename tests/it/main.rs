@@ -10,6 +10,7 @@ mod durability;
 mod gateway_keys;
 mod keys;
 mod limits;
+#[cfg(feature = "local-embeddings")]
 mod local_embeddings;
 mod multi_instance;
 mod ops;
