@@ -13,5 +13,6 @@ mod multi_instance;
 mod ops;
 mod pipeline;
 mod providers;
+mod rag_http;
 mod rag_store;
 mod routing;
