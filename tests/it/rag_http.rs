@@ -1082,6 +1082,17 @@ async fn process_post(gw: &GatewayProcess, route: &str, body: Value) -> (u16, Va
     (status, r.json().await.unwrap())
 }
 
+/// `/healthz/deps` of a gateway process.
+async fn process_deps(gw: &GatewayProcess) -> Value {
+    let r = reqwest::Client::new()
+        .get(gw.url("/healthz/deps"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    r.json().await.unwrap()
+}
+
 /// SIGTERM (a graceful stop), then waits for the exit.
 fn terminate(mut gw: GatewayProcess) {
     let status = std::process::Command::new("kill")
@@ -1175,6 +1186,8 @@ async fn a_second_process_on_the_same_data_dir_is_refused_cleanly() {
     .await;
     assert_eq!(status, 200);
 
+    assert_eq!(process_deps(&second).await["qdrant"], false);
+
     // The first is unaffected, and keeps writing.
     assert_eq!(process_texts(&first, "owned").await, ["owned by the first"]);
     let (status, _) = process_post(
@@ -1190,6 +1203,7 @@ async fn a_second_process_on_the_same_data_dir_is_refused_cleanly() {
     let mut found = process_texts(&second, "first").await;
     found.sort();
     assert_eq!(found, ["owned by the first", "second note of the first"]);
+    assert_eq!(process_deps(&second).await["qdrant"], true);
     terminate(second);
     let third = setup.spawn().await;
     assert_eq!(process_texts(&third, "first").await.len(), 2);

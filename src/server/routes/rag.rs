@@ -27,6 +27,28 @@ fn scope(caller: &Caller) -> RagScope {
     }
 }
 
+/// Records the operation's metric. A success also shows the vector store open: the start-up
+/// check marks it down while another process holds the embedded store's directory, and the
+/// store opens on a later request once that process is gone.
+fn finish(
+    state: &AppState,
+    operation: &'static str,
+    started: std::time::Instant,
+    result: Result<Value, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    crate::metrics::record_rag_operation(
+        operation,
+        if result.is_ok() { "ok" } else { "error" },
+        started.elapsed(),
+    );
+    if result.is_ok() {
+        state
+            .vector_store_ok
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    result.map(Json)
+}
+
 pub async fn search(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -42,12 +64,7 @@ pub async fn search(
         .rag
         .search(&scope(&caller), &embedder, Value::Object(body))
         .await;
-    crate::metrics::record_rag_operation(
-        "search",
-        if result.is_ok() { "ok" } else { "error" },
-        started.elapsed(),
-    );
-    result.map(Json)
+    finish(&state, "search", started, result)
 }
 
 pub async fn upsert(
@@ -65,12 +82,7 @@ pub async fn upsert(
         .rag
         .upsert(&scope(&caller), &embedder, Value::Object(body))
         .await;
-    crate::metrics::record_rag_operation(
-        "upsert",
-        if result.is_ok() { "ok" } else { "error" },
-        started.elapsed(),
-    );
-    result.map(Json)
+    finish(&state, "upsert", started, result)
 }
 
 pub async fn delete(
@@ -88,10 +100,5 @@ pub async fn delete(
         .rag
         .delete(&scope(&caller), &embedder, Value::Object(body))
         .await;
-    crate::metrics::record_rag_operation(
-        "delete",
-        if result.is_ok() { "ok" } else { "error" },
-        started.elapsed(),
-    );
-    result.map(Json)
+    finish(&state, "delete", started, result)
 }
