@@ -16,6 +16,7 @@ mod multi_instance;
 mod ops;
 mod pipeline;
 mod providers;
+mod rag_http;
 mod rag_ingest;
 mod rag_store;
 mod routing;

@@ -14,6 +14,9 @@
 //!   [`EmbeddedStoreOptions::optimize_when_idle`] after writes, or after
 //!   [`EmbeddedStoreOptions::optimize_after_points`] written points under continuous load.
 //!   Writes that arrive while an optimisation runs wait for it (searches do not).
+//! - **No WAL replay.** `EdgeShard::load` does not replay the write-ahead log, so a write
+//!   is durable only once the segments are flushed: the writer flushes after every group of
+//!   writes before acknowledging them (a group is every write queued at that moment).
 //! - **Directory must exist.** `EdgeShard::new` fails on a missing directory: it is created
 //!   first.
 //! - **One handle per directory.** Two processes on one shard would corrupt it. The store takes
@@ -529,9 +532,12 @@ fn writer_loop(
 ) {
     let mut points_since_optimize = 0usize;
     let mut written_since_optimize = false;
-    let mut unflushed = false;
+    // A command taken off the channel while collecting a group of writes, handled next.
+    let mut carried: Option<WriterCommand> = None;
     loop {
-        let next = if written_since_optimize || unflushed {
+        let next = if let Some(command) = carried.take() {
+            Ok(command)
+        } else if written_since_optimize {
             commands.recv_timeout(options.optimize_when_idle)
         } else {
             commands
@@ -544,18 +550,43 @@ fn writer_loop(
                 points,
                 reply,
             }) => {
-                let result = shard.update(*operation).map_err(engine_error);
-                if result.is_ok() {
-                    written_since_optimize = true;
-                    unflushed = true;
-                    points_since_optimize += points;
+                // Group commit: apply this write and every write already queued behind it,
+                // flush once, then acknowledge them all. The flush is what makes a write
+                // durable: `EdgeShard::load` (0.7) does not replay the WAL, so a write
+                // acknowledged before a flush would be lost if the process died (kill -9,
+                // OOM, abort) before the next one.
+                let mut group = vec![(operation, points, reply)];
+                loop {
+                    match commands.try_recv() {
+                        Ok(WriterCommand::Update {
+                            operation,
+                            points,
+                            reply,
+                        }) => group.push((operation, points, reply)),
+                        Ok(other) => {
+                            carried = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
                 }
-                let _ = reply.send(result);
+                let mut replies = Vec::with_capacity(group.len());
+                for (operation, points, reply) in group {
+                    let result = shard.update(*operation).map_err(engine_error);
+                    if result.is_ok() {
+                        written_since_optimize = true;
+                        points_since_optimize += points;
+                    }
+                    replies.push((reply, result));
+                }
+                shard.flush();
+                for (reply, result) in replies {
+                    let _ = reply.send(result);
+                }
                 if points_since_optimize >= options.optimize_after_points {
                     optimize(shard);
                     points_since_optimize = 0;
                     written_since_optimize = false;
-                    unflushed = false;
                 }
             }
             Ok(WriterCommand::Optimize { reply }) => {
@@ -563,12 +594,10 @@ fn writer_loop(
                 shard.flush();
                 points_since_optimize = 0;
                 written_since_optimize = false;
-                unflushed = false;
                 let _ = reply.send(result);
             }
             Ok(WriterCommand::Flush { reply }) => {
                 shard.flush();
-                unflushed = false;
                 let _ = reply.send(());
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -579,7 +608,6 @@ fn writer_loop(
                 } else {
                     shard.flush();
                 }
-                unflushed = false;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 shard.flush();

@@ -67,6 +67,14 @@ async fn run(
     };
     let outcome = if result.is_ok() { "ok" } else { "error" };
     crate::metrics::record_rag_operation(operation.name(), outcome, started.elapsed());
+    // A success shows the vector store open: the start-up check marks it down while another
+    // process holds the embedded store's directory, and it opens on a later request once
+    // that process is gone.
+    if result.is_ok() {
+        state
+            .vector_store_ok
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     result.map(Json)
 }
 
