@@ -9,6 +9,7 @@ mod gateway_keys;
 mod keys;
 mod limits;
 mod local_embeddings;
+mod local_gateway;
 mod multi_instance;
 mod ops;
 mod pipeline;
