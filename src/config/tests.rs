@@ -110,6 +110,26 @@ fn the_shipped_example_loads_without_upstream_variables() {
     let c = GatewayConfig::load(&path, &env(&[]), HashMap::new()).unwrap();
     assert!(c.deployments.iter().any(|d| d.mock_response.is_some()));
     assert!(c.master_key.is_some());
+    // The local embedding model is configured (its files are checked when the router is
+    // built, not by the config) and is the RAG embedding model.
+    let local = c
+        .deployments
+        .iter()
+        .find(|d| d.model_name == "emb-local")
+        .unwrap();
+    assert_eq!(local.provider, ProviderKind::Local);
+    assert_eq!(local.model, "all-MiniLM-L6-v2");
+    assert_eq!(local.mode, Some(Mode::Embedding));
+    assert_eq!(
+        local.model_path.as_deref(),
+        Some(std::path::Path::new("./models/all-MiniLM-L6-v2"))
+    );
+    assert!(
+        c.disabled.iter().all(|d| d.model_name != "emb-local"),
+        "{:?}",
+        c.disabled
+    );
+    assert_eq!(c.rag.embedding_model, "emb-local");
 }
 
 #[test]

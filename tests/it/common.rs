@@ -239,8 +239,22 @@ impl GatewayProcess {
     /// Starts the binary with `--config` and the given environment, and waits until
     /// `/health/readiness` answers 200.
     pub async fn spawn(config: &std::path::Path, env: &[(&str, String)], args: &[&str]) -> Self {
+        Self::spawn_in(None, config, env, args).await
+    }
+
+    /// As [`GatewayProcess::spawn`], in the working directory `cwd` (relative paths of the
+    /// config, such as a local model's `model_path`, resolve against it).
+    pub async fn spawn_in(
+        cwd: Option<&std::path::Path>,
+        config: &std::path::Path,
+        env: &[(&str, String)],
+        args: &[&str],
+    ) -> Self {
         let port = free_port();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hx-gateway"));
+        if let Some(cwd) = cwd {
+            cmd.current_dir(cwd);
+        }
         cmd.arg("--config")
             .arg(config)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])

@@ -28,17 +28,17 @@ const FIXTURE: &str = concat!(
 );
 
 #[derive(Deserialize)]
-struct Reference {
+pub(crate) struct Reference {
     model_safetensors_sha256: String,
-    max_seq_length: usize,
-    cases: Vec<ReferenceCase>,
+    pub(crate) max_seq_length: usize,
+    pub(crate) cases: Vec<ReferenceCase>,
 }
 
 #[derive(Deserialize)]
-struct ReferenceCase {
-    text: String,
-    token_count: usize,
-    embedding: Vec<f32>,
+pub(crate) struct ReferenceCase {
+    pub(crate) text: String,
+    pub(crate) token_count: usize,
+    pub(crate) embedding: Vec<f32>,
 }
 
 /// The fixture is at `../shared` from the clone; a git worktree nested deeper (as helpers use)
@@ -55,7 +55,7 @@ fn fixture_path() -> PathBuf {
         .unwrap_or(direct)
 }
 
-fn reference() -> Reference {
+pub(crate) fn reference() -> Reference {
     let path = fixture_path();
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_slice(&bytes).unwrap()
@@ -63,7 +63,7 @@ fn reference() -> Reference {
 
 /// The reference model's directory, or `None` after a loud skip message (a failure when
 /// `HX_REQUIRE_MODEL=1`).
-fn reference_model_dir() -> Option<PathBuf> {
+pub(crate) fn reference_model_dir() -> Option<PathBuf> {
     let dir = match std::env::var_os("HX_TEST_MODEL_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
@@ -83,7 +83,7 @@ fn reference_model_dir() -> Option<PathBuf> {
     // and hides for passing tests.
     let message = format!(
         "\n**********\nSKIPPED: local embedding model not found in {} (run .ci/fetch-model.sh or \
-         set HX_TEST_MODEL_DIR); the reference-vector tests did NOT run\n**********\n",
+         set HX_TEST_MODEL_DIR); the tests that need it did NOT run\n**********\n",
         dir.display()
     );
     let _ = std::io::stderr().write_all(message.as_bytes());
@@ -111,7 +111,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (na * nb)
 }
 
-fn assert_matches_reference(got: &[f32], want: &[f32], what: &str) {
+pub(crate) fn assert_matches_reference(got: &[f32], want: &[f32], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: dimension");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(
@@ -123,7 +123,7 @@ fn assert_matches_reference(got: &[f32], want: &[f32], what: &str) {
     assert!(cos > 0.9999, "{what}: cosine {cos}");
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)
