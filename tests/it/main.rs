@@ -12,6 +12,7 @@ mod keys;
 mod limits;
 #[cfg(feature = "local-embeddings")]
 mod local_embeddings;
+#[cfg(feature = "local-embeddings")]
 mod local_gateway;
 mod multi_instance;
 mod ops;
