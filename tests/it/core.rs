@@ -175,51 +175,6 @@ async fn every_route_also_answers_without_the_v1_prefix() {
 }
 
 #[tokio::test]
-async fn readiness_is_503_until_ready() {
-    let gw = TestGateway::start("model_list: []").await;
-    let fresh = hx_gateway::server::state::AppState::new(
-        hx_gateway::config::GatewayConfig::from_yaml_str(
-            "model_list: []",
-            &std::collections::HashMap::new(),
-        )
-        .unwrap(),
-        reqwest::Client::new(),
-        true,
-    )
-    .unwrap();
-    assert!(!fresh.is_ready());
-    let r = gw
-        .client
-        .get(gw.url("/health/readiness"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(hx_gateway::server::serve(
-        listener,
-        fresh.clone(),
-        std::future::pending(),
-    ));
-    let r = gw
-        .client
-        .get(format!("http://{addr}/health/readiness"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 503);
-    fresh.set_ready();
-    let r = gw
-        .client
-        .get(format!("http://{addr}/health/readiness"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-}
-
-#[tokio::test]
 async fn mock_response_answers_locally_streamed_or_not() {
     let gw = TestGateway::start(&upstream_yaml("http://127.0.0.1:9")).await;
     let r = gw.post("/v1/chat/completions", chat_body("mock")).await;
