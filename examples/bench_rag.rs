@@ -5,7 +5,8 @@
 //! `RagService` handle. Prints a markdown table.
 //!
 //! Run (release, on an otherwise idle machine):
-//!   cargo run --release --no-default-features --example bench_rag -- [queries]
+//!   cargo run --profile bench-fast --no-default-features --example bench_rag -- [queries]
+//! (or `--release`: same code generation with fat LTO, much slower to build). Results: bench/rag.md.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
