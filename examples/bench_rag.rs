@@ -5,7 +5,8 @@
 //! `RagService` handle. Prints a markdown table.
 //!
 //! Run (release, on an otherwise idle machine):
-//!   cargo run --release --no-default-features --example bench_rag -- [queries]
+//!   cargo run --profile bench-fast --no-default-features --example bench_rag -- [queries]
+//! (or `--release`: same code generation with fat LTO, much slower to build). Results: bench/rag.md.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -332,29 +333,15 @@ async fn gateway_overhead(data_dir: &std::path::Path, queries: &[Vec<f32>]) -> B
         let mut via_http = Vec::with_capacity(bodies.len());
         let warmup = bodies.len().min(100);
         for (i, body) in bodies.iter().enumerate() {
-            let started = Instant::now();
-            let answer = state.rag.search(&scope, &NoEmbedder, body.clone()).await?;
-            let d = started.elapsed();
-            if answer["result"]["result"].as_array().map(Vec::len) != Some(LIMIT) {
-                return Err(format!("direct search answered {answer}").into());
-            }
-            // The HTTP request is serialised up front, as any client would have it ready.
-            let payload = serde_json::to_vec(body)?;
-            let started = Instant::now();
-            let response = client
-                .post(&url)
-                .bearer_auth(MASTER)
-                .header("content-type", "application/json")
-                .body(payload)
-                .send()
-                .await?;
-            let status = response.status();
-            let bytes = response.bytes().await?;
-            let h = started.elapsed();
-            if status != 200 {
-                return Err(format!("HTTP search answered {status}").into());
-            }
-            let _: Value = serde_json::from_slice(&bytes)?;
+            // The same query both ways; which goes first alternates, so that neither side
+            // always finds the other's pages of the index warm in the CPU caches.
+            let (d, h) = if i % 2 == 0 {
+                let d = direct_search(&state, &scope, body).await?;
+                (d, http_search(&client, &url, body).await?)
+            } else {
+                let h = http_search(&client, &url, body).await?;
+                (direct_search(&state, &scope, body).await?, h)
+            };
             if i >= warmup {
                 direct.push(d);
                 via_http.push(h);
@@ -393,6 +380,42 @@ async fn gateway_overhead(data_dir: &std::path::Path, queries: &[Vec<f32>]) -> B
         ));
     }
     Ok(out)
+}
+
+/// One direct call of the gateway's `RagService`, timed.
+async fn direct_search(state: &AppState, scope: &RagScope, body: &Value) -> BenchResult<Duration> {
+    let started = Instant::now();
+    let answer = state.rag.search(scope, &NoEmbedder, body.clone()).await?;
+    let elapsed = started.elapsed();
+    if answer["result"]["result"].as_array().map(Vec::len) != Some(LIMIT) {
+        return Err(format!("direct search answered {answer}").into());
+    }
+    Ok(elapsed)
+}
+
+/// One `POST /v1/rag/search` (keep-alive), timed up to the whole response body.
+async fn http_search(client: &reqwest::Client, url: &str, body: &Value) -> BenchResult<Duration> {
+    // Serialised up front, as any client would have it ready.
+    let payload = serde_json::to_vec(body)?;
+    let started = Instant::now();
+    let response = client
+        .post(url)
+        .bearer_auth(MASTER)
+        .header("content-type", "application/json")
+        .body(payload)
+        .send()
+        .await?;
+    let status = response.status();
+    let bytes = response.bytes().await?;
+    let elapsed = started.elapsed();
+    if status != 200 {
+        return Err(format!("HTTP search answered {status}").into());
+    }
+    let answer: Value = serde_json::from_slice(&bytes)?;
+    if answer["result"]["result"].as_array().map(Vec::len) != Some(LIMIT) {
+        return Err(format!("HTTP search answered {answer}").into());
+    }
+    Ok(elapsed)
 }
 
 fn cpu_model() -> String {
