@@ -703,14 +703,10 @@ pub fn error_body(status: u16, text: &str) -> bytes::Bytes {
     let parsed = serde_json::from_str::<Value>(text).ok();
     let error = parsed.as_ref().and_then(|v| v.get("error"));
     let kind = error.and_then(|e| e.get("type")).and_then(Value::as_str);
-    let message = error
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .unwrap_or(if text.is_empty() {
-            "upstream error"
-        } else {
-            text
-        });
+    let message = native::message_or_text(
+        error.and_then(|e| e.get("message")).and_then(Value::as_str),
+        text,
+    );
     native::openai_error_body(PROVIDER, status, kind, message)
 }
 

@@ -790,14 +790,10 @@ pub fn error_body(status: u16, text: &str) -> bytes::Bytes {
         other => other.get("error"),
     });
     let kind = error.and_then(|e| e.get("status")).and_then(Value::as_str);
-    let message = error
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .unwrap_or(if text.is_empty() {
-            "upstream error"
-        } else {
-            text
-        });
+    let message = native::message_or_text(
+        error.and_then(|e| e.get("message")).and_then(Value::as_str),
+        text,
+    );
     native::openai_error_body(PROVIDER, status, kind, message)
 }
 

@@ -589,6 +589,15 @@ pub type ErrorTranslator = fn(u16, &str) -> Bytes;
 
 /// An OpenAI-shaped error body for an upstream failure. Context-window and content-policy
 /// errors are recognised from the message, whatever the provider calls them.
+/// The upstream's own message, else its raw text, else a generic word.
+pub fn message_or_text<'a>(message: Option<&'a str>, text: &'a str) -> &'a str {
+    message.unwrap_or(if text.is_empty() {
+        "upstream error"
+    } else {
+        text
+    })
+}
+
 pub fn openai_error_body(
     provider: &str,
     status: u16,

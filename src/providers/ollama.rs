@@ -633,18 +633,13 @@ impl StreamTranslator for LineTranslator {
 /// Ollama's error body (`{"error": "..."}`) in OpenAI's shape.
 pub fn error_body(status: u16, text: &str) -> bytes::Bytes {
     let parsed = serde_json::from_str::<Value>(text).ok();
-    let message = parsed
-        .as_ref()
-        .and_then(|v| v.get("error"))
-        .and_then(|e| {
+    let message = native::message_or_text(
+        parsed.as_ref().and_then(|v| v.get("error")).and_then(|e| {
             e.as_str()
                 .or_else(|| e.get("message").and_then(Value::as_str))
-        })
-        .unwrap_or(if text.is_empty() {
-            "upstream error"
-        } else {
-            text
-        });
+        }),
+        text,
+    );
     native::openai_error_body("ollama", status, None, message)
 }
 

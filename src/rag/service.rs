@@ -148,22 +148,13 @@ impl RagService {
         }
 
         // Scope before any embedding cost is spent.
-        let allowed = check_scope(
+        let filter_json = scoped_filter(
             scope,
             &self.default_collection,
             &collection,
             namespace.as_deref(),
-            filter.as_ref(),
+            filter,
         )?;
-        let mut filter_json = filter.map(Filter::into_json);
-        if let Some(ns) = &namespace {
-            filter_json = Some(add_must(filter_json, namespace_is(ns)));
-        } else if let Some(allowed) = allowed {
-            filter_json = Some(add_must(
-                filter_json,
-                json!({"key": "namespace", "match": {"any": allowed}}),
-            ));
-        }
 
         let vector = match vector {
             Some(v) => v,
@@ -241,22 +232,13 @@ impl RagService {
             ),
             Some(_) => return Err(with_payload_error()),
         };
-        let allowed = check_scope(
+        let filter_json = scoped_filter(
             scope,
             &self.default_collection,
             &collection,
             namespace.as_deref(),
-            filter.as_ref(),
+            filter,
         )?;
-        let mut filter_json = filter.map(Filter::into_json);
-        if let Some(ns) = &namespace {
-            filter_json = Some(add_must(filter_json, namespace_is(ns)));
-        } else if let Some(allowed) = allowed {
-            filter_json = Some(add_must(
-                filter_json,
-                json!({"key": "namespace", "match": {"any": allowed}}),
-            ));
-        }
         let page = self
             .store
             .scroll(
@@ -637,6 +619,33 @@ fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiError> {
 
 /// Enforces a key's namespace scope (spec, Auth). Returns the namespaces a search naming none
 /// is limited to (`None`: unrestricted).
+/// Checks the caller's scope, then narrows the filter to the request's namespace, or else to
+/// the namespaces the caller may read (search and listing share this).
+fn scoped_filter(
+    scope: &RagScope,
+    default_collection: &str,
+    collection: &str,
+    namespace: Option<&str>,
+    filter: Option<Filter>,
+) -> Result<Option<Value>, ApiError> {
+    let allowed = check_scope(
+        scope,
+        default_collection,
+        collection,
+        namespace,
+        filter.as_ref(),
+    )?;
+    let filter_json = filter.map(Filter::into_json);
+    Ok(match (namespace, allowed) {
+        (Some(ns), _) => Some(add_must(filter_json, namespace_is(ns))),
+        (None, Some(allowed)) => Some(add_must(
+            filter_json,
+            json!({"key": "namespace", "match": {"any": allowed}}),
+        )),
+        (None, None) => filter_json,
+    })
+}
+
 fn check_scope(
     scope: &RagScope,
     default_collection: &str,
