@@ -18,7 +18,8 @@
 #
 # Knobs (environment): BENCH_DURATION (s per measurement, 10), BENCH_WARMUP (s, 3),
 # BENCH_RATE (fixed rate, 2000), BENCH_WRK_THREADS (2), BENCH_SKIP_BUILD=1 (use built
-# binaries), BENCH_ONLY="direct nginx hx hx-group hx-vkey hx-ratelimit hx-cache" (subset),
+# binaries), BENCH_PROFILE (cargo profile, release; `profiling` builds in minutes and keeps
+# symbols for perf), BENCH_ONLY="direct nginx hx hx-group hx-vkey hx-ratelimit hx-cache" (subset),
 # BENCH_CPUS_LOAD / BENCH_CPUS_MOCK / BENCH_CPUS_TARGET (taskset CPU lists; empty = no pinning),
 # REDIS_URL (for (f), default redis://127.0.0.1:6379), BENCH_PORT_BASE (18100).
 #
@@ -67,15 +68,16 @@ NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
 # --- build --------------------------------------------------------------------------------
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+PROFILE="${BENCH_PROFILE:-release}"
 if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
-  log "building (release; fat LTO is slow on 2 cores, run niced)"
-  (cd "$ROOT" && nice -n 15 cargo build --release --bin hx-gateway \
+  log "building (profile $PROFILE; release's fat LTO is slow on 2 cores, run niced)"
+  (cd "$ROOT" && nice -n 15 cargo build --profile "$PROFILE" --bin hx-gateway \
     --example mock_upstream --example loadgen --example ready_time)
 fi
-HX="$TARGET_DIR/release/hx-gateway"
-MOCK="$TARGET_DIR/release/examples/mock_upstream"
-LOADGEN="$TARGET_DIR/release/examples/loadgen"
-READY="$TARGET_DIR/release/examples/ready_time"
+HX="$TARGET_DIR/$PROFILE/hx-gateway"
+MOCK="$TARGET_DIR/$PROFILE/examples/mock_upstream"
+LOADGEN="$TARGET_DIR/$PROFILE/examples/loadgen"
+READY="$TARGET_DIR/$PROFILE/examples/ready_time"
 for b in "$HX" "$MOCK" "$LOADGEN" "$READY"; do [[ -x "$b" ]] || die "missing $b (build failed?)"; done
 
 # --- scratch space and process bookkeeping: only what this script started is stopped ------

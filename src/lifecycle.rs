@@ -236,11 +236,18 @@ async fn serve_plain(
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) -> Result<(), StartError> {
-    let mut stop = shutdown.clone();
-    let signal = async move {
-        let _ = stop.wait_for(|s| *s).await;
+    // One server thread per worker of the runtime (`--num_workers`, else one per core).
+    let threads = tokio::runtime::Handle::current().metrics().num_workers();
+    let server = if threads > 1 {
+        server::threads::serve_on_threads(listener, state, &shutdown, threads)
+            .map_err(|e| StartError::Other(e.to_string()))?
+    } else {
+        let mut stop = shutdown.clone();
+        let signal = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        tokio::spawn(server::serve(listener, state, signal))
     };
-    let server = tokio::spawn(server::serve(listener, state, signal));
     let _ = shutdown.wait_for(|s| *s).await;
     drain(server, grace).await
 }

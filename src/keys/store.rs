@@ -933,55 +933,64 @@ fn cache_hit_text(hit: bool) -> String {
     if hit { "True" } else { "False" }.to_string()
 }
 
+/// Rows per `INSERT` statement: 19 bound values each, far below SQLite's variable limit, and
+/// one statement per 64 rows instead of one round trip to sqlx's SQLite thread per row.
+const SQLITE_SPEND_ROWS_PER_STATEMENT: usize = 64;
+
 async fn write_spend_sqlite(lite: &SqliteStore, records: &[SpendRecord]) -> Result<u64, KeyError> {
     let mut tx = lite.pool.begin().await?;
     let mut by_key: HashMap<&str, f64> = HashMap::new();
     let mut by_team: HashMap<&str, f64> = HashMap::new();
     let mut by_user: HashMap<&str, f64> = HashMap::new();
     let mut inserted = 0u64;
-    for r in records {
-        let n = sqlx::query(
+    for chunk in records.chunks(SQLITE_SPEND_ROWS_PER_STATEMENT) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             r#"INSERT OR IGNORE INTO "LiteLLM_SpendLogs" (request_id, call_type, api_key, spend,
                 total_tokens, prompt_tokens, completion_tokens, "startTime", "endTime", model,
                 model_group, custom_llm_provider, api_base, "user", metadata, cache_hit,
-                team_id, end_user, status)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                       $17, $18, $19)"#,
-        )
-        .bind(&r.request_id)
-        .bind(&r.call_type)
-        .bind(&r.api_key)
-        .bind(r.spend)
-        .bind(clamp_i32(
-            r.prompt_tokens.saturating_add(r.completion_tokens),
-        ))
-        .bind(clamp_i32(r.prompt_tokens))
-        .bind(clamp_i32(r.completion_tokens))
-        .bind(r.start_time.naive_utc())
-        .bind(r.end_time.naive_utc())
-        .bind(&r.model)
-        .bind(&r.model_group)
-        .bind(&r.custom_llm_provider)
-        .bind(&r.api_base)
-        .bind(r.user_id.clone().unwrap_or_default())
-        .bind(r.metadata.to_string())
-        .bind(cache_hit_text(r.cache_hit))
-        .bind(&r.team_id)
-        .bind(&r.end_user)
-        .bind(&r.status)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            continue;
-        }
-        inserted += 1;
-        *by_key.entry(&r.api_key).or_default() += r.spend;
-        if let Some(team) = r.team_id.as_deref() {
-            *by_team.entry(team).or_default() += r.spend;
-        }
-        if let Some(user) = r.user_id.as_deref().filter(|u| !u.is_empty()) {
-            *by_user.entry(user).or_default() += r.spend;
+                team_id, end_user, status) "#,
+        );
+        insert.push_values(chunk, |mut row, r| {
+            row.push_bind(&r.request_id)
+                .push_bind(&r.call_type)
+                .push_bind(&r.api_key)
+                .push_bind(r.spend)
+                .push_bind(clamp_i32(
+                    r.prompt_tokens.saturating_add(r.completion_tokens),
+                ))
+                .push_bind(clamp_i32(r.prompt_tokens))
+                .push_bind(clamp_i32(r.completion_tokens))
+                .push_bind(r.start_time.naive_utc())
+                .push_bind(r.end_time.naive_utc())
+                .push_bind(&r.model)
+                .push_bind(&r.model_group)
+                .push_bind(&r.custom_llm_provider)
+                .push_bind(&r.api_base)
+                .push_bind(r.user_id.clone().unwrap_or_default())
+                .push_bind(r.metadata.to_string())
+                .push_bind(cache_hit_text(r.cache_hit))
+                .push_bind(&r.team_id)
+                .push_bind(&r.end_user)
+                .push_bind(&r.status);
+        });
+        // A record already written (a retried batch) is ignored and must not count twice:
+        // only the rows this statement inserted add to the key, team and user spend.
+        insert.push(" RETURNING request_id");
+        let rows = insert.build().fetch_all(&mut *tx).await?;
+        let mut fresh: HashSet<String> = rows
+            .iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()?;
+        // `remove`: a request id twice in one batch was inserted once and counts once.
+        for r in chunk.iter().filter(|r| fresh.remove(&r.request_id)) {
+            inserted += 1;
+            *by_key.entry(&r.api_key).or_default() += r.spend;
+            if let Some(team) = r.team_id.as_deref() {
+                *by_team.entry(team).or_default() += r.spend;
+            }
+            if let Some(user) = r.user_id.as_deref().filter(|u| !u.is_empty()) {
+                *by_user.entry(user).or_default() += r.spend;
+            }
         }
     }
     let increments = [

@@ -425,6 +425,11 @@ impl Admission {
         self.info.headers()
     }
 
+    /// Nothing to settle or release: no limit applied to the request.
+    pub fn holds_nothing(&self) -> bool {
+        self.limiter.is_none() || (self.held.leases.is_empty() && self.held.reservations.is_empty())
+    }
+
     /// Replaces the token reservation with the real usage (call once the usage is known;
     /// later calls do nothing). Without it, the estimate stays counted.
     pub async fn settle(&mut self, actual_tokens: u64) {

@@ -78,7 +78,7 @@ impl Anthropic {
         let default_max = request.deployment.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
         let payload = to_messages_request(body, &model, default_max, request.stream)?;
         let response = native::post_json(
-            &self.http,
+            &super::client_for_thread(&self.http),
             &self.url,
             &self.headers,
             &payload,

@@ -60,7 +60,7 @@ impl Azure {
             self.api_version
         );
         exchange(
-            &self.http,
+            &super::client_for_thread(&self.http),
             &url,
             &self.headers,
             request,

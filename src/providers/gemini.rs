@@ -88,7 +88,7 @@ impl Gemini {
             self.url(&model, "generateContent")
         };
         let response = native::post_json(
-            &self.http,
+            &super::client_for_thread(&self.http),
             &url,
             &self.headers,
             &payload,
@@ -138,7 +138,7 @@ impl Gemini {
             })
             .collect();
         let response = native::post_json(
-            &self.http,
+            &super::client_for_thread(&self.http),
             &self.url(&model, "batchEmbedContents"),
             &self.headers,
             &json!({"requests": requests}),

@@ -303,6 +303,26 @@ pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duratio
         .map(Duration::from_secs_f64)
 }
 
+thread_local! {
+    /// The upstream client of a server thread (`lifecycle::serve_on_threads`): a connection
+    /// pool of its own, so an upstream connection is driven by the thread whose requests use
+    /// it instead of waking another thread for every request.
+    static THREAD_CLIENT: std::cell::RefCell<Option<reqwest::Client>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Gives the calling thread its own upstream client (see [`client_for_thread`]).
+pub fn use_thread_client(client: reqwest::Client) {
+    THREAD_CLIENT.with(|c| *c.borrow_mut() = Some(client));
+}
+
+/// The client for an upstream call: the thread's own when it has one, else the shared one.
+pub(crate) fn client_for_thread(shared: &reqwest::Client) -> reqwest::Client {
+    THREAD_CLIENT
+        .with(|c| c.borrow().clone())
+        .unwrap_or_else(|| shared.clone())
+}
+
 /// Reads `usage` out of an OpenAI-shaped JSON answer without materialising the rest.
 pub fn usage_of(body: &[u8]) -> Option<Usage> {
     #[derive(Deserialize)]

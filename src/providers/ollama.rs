@@ -116,7 +116,7 @@ impl Ollama {
         };
         let url = format!("{}{path}", self.base);
         let response = native::post_json(
-            &self.http,
+            &super::client_for_thread(&self.http),
             &url,
             &self.headers,
             &payload,
@@ -157,7 +157,7 @@ impl Ollama {
         }
         let url = format!("{}/api/embed", self.base);
         let response = native::post_json(
-            &self.http,
+            &super::client_for_thread(&self.http),
             &url,
             &self.headers,
             &payload,

@@ -8,8 +8,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 use serde_json::{Map, Value, json};
 
 use super::{
-    ProviderError, ProviderResponse, ProviderUnavailable, UpstreamRequest, parse_retry_after,
-    prepare_body, sse, usage_of,
+    Endpoint, ProviderError, ProviderResponse, ProviderUnavailable, UpstreamRequest,
+    parse_retry_after, prepare_body, sse, usage_of,
 };
 use crate::config::Deployment;
 use crate::secret::scrub;
@@ -20,6 +20,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone)]
 pub struct OpenAiCompatible {
     base_url: String,
+    /// The three endpoint URLs parsed once (chat, completions, embeddings): parsing a URL per
+    /// request showed in the profile. `None` when `api_base` does not parse; the request then
+    /// fails with reqwest's error, as before.
+    urls: Option<Box<[reqwest::Url; 3]>>,
     headers: HeaderMap,
     http: reqwest::Client,
     /// Upstream key, to scrub from any error text an upstream echoes back.
@@ -48,8 +52,22 @@ impl OpenAiCompatible {
             })?;
             headers.insert(HeaderName::from_static("openai-organization"), value);
         }
+        let parse = |endpoint: Endpoint| {
+            reqwest::Url::parse(&format!("{base_url}{}", endpoint.openai_path())).ok()
+        };
+        let urls = match (
+            parse(Endpoint::Chat),
+            parse(Endpoint::Completion),
+            parse(Endpoint::Embedding),
+        ) {
+            (Some(chat), Some(completion), Some(embedding)) => {
+                Some(Box::new([chat, completion, embedding]))
+            }
+            _ => None,
+        };
         Ok(OpenAiCompatible {
             base_url,
+            urls,
             headers,
             http,
             secret: d.api_key.as_ref().map(|k| k.expose().to_string()),
@@ -60,15 +78,18 @@ impl OpenAiCompatible {
         &self,
         request: UpstreamRequest<'_>,
     ) -> Result<ProviderResponse, ProviderError> {
-        let url = format!("{}{}", self.base_url, request.endpoint.openai_path());
-        exchange(
-            &self.http,
-            &url,
-            &self.headers,
-            request,
-            self.secret.as_deref(),
-        )
-        .await
+        let http = super::client_for_thread(&self.http);
+        let secret = self.secret.as_deref();
+        let Some(urls) = self.urls.as_deref() else {
+            let url = format!("{}{}", self.base_url, request.endpoint.openai_path());
+            return exchange(&http, url, &self.headers, request, secret).await;
+        };
+        let url = match request.endpoint {
+            Endpoint::Chat => &urls[0],
+            Endpoint::Completion => &urls[1],
+            Endpoint::Embedding => &urls[2],
+        };
+        exchange(&http, url.clone(), &self.headers, request, secret).await
     }
 }
 
@@ -91,7 +112,7 @@ pub fn extra_headers(d: &Deployment) -> Result<HeaderMap, ProviderUnavailable> {
 /// One OpenAI-wire exchange, shared by every OpenAI-shaped provider (OpenAI, vLLM, Azure).
 pub async fn exchange(
     http: &reqwest::Client,
-    url: &str,
+    url: impl reqwest::IntoUrl + Clone,
     headers: &HeaderMap,
     mut request: UpstreamRequest<'_>,
     secret: Option<&str>,
@@ -104,7 +125,7 @@ pub async fn exchange(
             add_include_usage(&mut body);
         }
     }
-    let result = send(http, url, headers, &body, &request, secret).await;
+    let result = send(http, url.clone(), headers, &body, &request, secret).await;
     match result {
         // An upstream that does not know `stream_options` is asked again without it; usage
         // is then estimated by the caller.
@@ -141,7 +162,7 @@ fn add_include_usage(body: &mut Map<String, Value>) {
 
 async fn send(
     http: &reqwest::Client,
-    url: &str,
+    url: impl reqwest::IntoUrl,
     headers: &HeaderMap,
     body: &Map<String, Value>,
     request: &UpstreamRequest<'_>,

@@ -306,9 +306,6 @@ fn reply(
     headers.extend(finish.admission.headers());
     let overhead_ms = format!("{:.3}", overhead.as_secs_f64() * 1000.0);
     headers.push((OVERHEAD, header_value(&overhead_ms)));
-    metrics::histogram!("hx_gateway_overhead_seconds").record(overhead.as_secs_f64());
-    metrics::histogram!("hx_upstream_duration_seconds", "model_group" => model_group.clone())
-        .record(upstream_time.as_secs_f64());
     let deployment = member.deployment.clone();
     let body = match response {
         ProviderResponse::Complete { body, usage } => {

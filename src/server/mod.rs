@@ -7,6 +7,7 @@ pub mod extract;
 pub mod response;
 pub mod routes;
 pub mod state;
+pub mod threads;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -89,6 +90,19 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_on(listener, state, shutdown).await
+}
+
+/// [`serve`] on any listener (the server threads get connections handed to them).
+pub(crate) async fn serve_on<L>(
+    listener: L,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Io = tokio::net::TcpStream>,
+    L::Addr: std::fmt::Debug,
+{
     let app = app(state);
     // Small JSON answers must not wait on Nagle's algorithm for the client's delayed ACK.
     let listener = listener.tap_io(|tcp| {

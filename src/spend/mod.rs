@@ -140,6 +140,10 @@ impl SpendLedger {
 
     fn cell(&self, id: &str) -> Arc<SpendCell> {
         let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        // Looked up by `&str` first: the id is allocated once per key, not per request.
+        if let Some(cell) = cells.get(id) {
+            return cell.clone();
+        }
         cells.entry(id.to_string()).or_default().clone()
     }
 

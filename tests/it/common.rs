@@ -258,8 +258,13 @@ impl GatewayProcess {
         cmd.arg("--config")
             .arg(config)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(args)
-            .env_remove("DATABASE_URL")
+            .args(args);
+        // Two server threads whatever the machine's cores, so every process test runs the
+        // threaded server (`server::threads`) as production does on a multi-core host.
+        if !args.iter().any(|a| a.starts_with("--num_workers")) {
+            cmd.args(["--num_workers", "2"]);
+        }
+        cmd.env_remove("DATABASE_URL")
             .env_remove("REDIS_URL")
             .env_remove("QDRANT_URL")
             .env("RUST_LOG", "warn")

@@ -591,3 +591,81 @@ async fn request_ids_are_echoed_or_generated() {
     let r = gw.post("/v1/chat/completions", chat_body("mock")).await;
     assert!(!r.headers()["x-request-id"].is_empty());
 }
+
+/// The server threads (`--num_workers` > 1): connections are dealt to every thread, each
+/// serves its keep-alive clients through its own upstream pool, and at shutdown the listener
+/// closes at once while the threads finish.
+#[tokio::test]
+async fn server_threads_serve_many_keep_alive_clients_and_stop_on_shutdown() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(openai_completion()))
+        .mount(&upstream)
+        .await;
+    let yaml = format!(
+        "{}\ngeneral_settings:\n  master_key: {MASTER}\n",
+        upstream_yaml(&upstream.uri())
+    );
+    let config = hx_gateway::config::GatewayConfig::from_yaml_str(
+        &yaml,
+        &std::collections::HashMap::<String, String>::new(),
+    )
+    .expect("config loads");
+    let http = hx_gateway::server::state::upstream_client().expect("http client");
+    let state = hx_gateway::server::state::AppState::new(config, http, false).expect("state");
+    state.set_ready();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server =
+        hx_gateway::server::threads::serve_on_threads(listener, state, &stopped, 3).unwrap();
+
+    // Nine clients, one keep-alive connection each, five requests apiece, all at once.
+    let clients = (0..9).map(|i| async move {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .build()
+            .unwrap();
+        for j in 0..5 {
+            let model = if (i + j) % 2 == 0 {
+                "gpt-4o-mini"
+            } else {
+                "mock"
+            };
+            let response = client
+                .post(format!("http://{addr}/v1/chat/completions"))
+                .bearer_auth(MASTER)
+                .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            let body: Value = response.json().await.unwrap();
+            let text = body["choices"][0]["message"]["content"].as_str().unwrap();
+            let expected = if model == "mock" {
+                "mocked answer here"
+            } else {
+                "from upstream"
+            };
+            assert_eq!(text, expected);
+        }
+    });
+    futures::future::join_all(clients).await;
+    let forwarded = upstream.received_requests().await.unwrap().len();
+    assert_eq!(
+        forwarded, 23,
+        "every upstream-bound request reached the upstream once"
+    );
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server threads finish after shutdown")
+        .unwrap()
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no connection is accepted after shutdown"
+    );
+}

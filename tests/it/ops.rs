@@ -580,10 +580,18 @@ impl GatewayProcess {
         let log = dir.path().join("stderr.log");
         let port = closed_port().await;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hx-gateway"));
+        // Two server threads whatever the machine's cores: the threaded server is the one
+        // under test (drain, reload), as in production on a multi-core host.
+        let workers: &[&str] = if args.iter().any(|a| a.starts_with("--num_workers")) {
+            &[]
+        } else {
+            &["--num_workers", "2"]
+        };
         cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .arg("--config")
             .arg(&config_path)
             .args(args)
+            .args(workers)
             .env_clear()
             .env("LITELLM_MASTER_KEY", MASTER)
             .env("HX_DATA_DIR", dir.path().join("data"))
