@@ -195,6 +195,10 @@ pub async fn handle(
         runtime.master_key_hash.as_deref(),
         &request.body,
     );
+    if let Some(sink) = &spend {
+        // Every request makes a spend record: while the database lags far behind, wait.
+        sink.keys.spend_writer().wait_for_room().await;
+    }
     if let (Some(cache), Some(plan)) = (&state.cache, &cache_plan)
         && plan.read
         && let Some(hit) = cache.lookup(plan).await

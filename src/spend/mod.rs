@@ -5,7 +5,7 @@
 mod cost;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -174,6 +174,9 @@ pub struct SpendWriterOptions {
     /// First retry delay after a failed write; doubles up to `max_backoff`.
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// Records waiting to be written above which new requests wait for the writer (see
+    /// [`SpendWriter::wait_for_room`]).
+    pub max_pending: usize,
 }
 
 impl Default for SpendWriterOptions {
@@ -183,6 +186,9 @@ impl Default for SpendWriterOptions {
             flush_interval: Duration::from_millis(500),
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
+            // About 5 MB of records: at full load the benchmark produced records faster than
+            // SQLite took them, and the unbounded backlog reached 300 MB.
+            max_pending: 10_000,
         }
     }
 }
@@ -197,6 +203,32 @@ enum Message {
 pub struct SpendWriter {
     sender: mpsc::UnboundedSender<Message>,
     ledger: Arc<SpendLedger>,
+    backlog: Arc<Backlog>,
+}
+
+/// How many records wait for the database, and whether it is taking them.
+#[derive(Debug)]
+struct Backlog {
+    pending: AtomicUsize,
+    max_pending: usize,
+    /// The last write failed: the database is down, and waiting for it would stop the
+    /// gateway, so requests go on and records stay in memory until it is back.
+    failing: AtomicBool,
+    room: tokio::sync::Notify,
+}
+
+impl Backlog {
+    fn written(&self, n: usize) {
+        let before = self.pending.fetch_sub(n, Ordering::AcqRel);
+        if before.saturating_sub(n) < self.max_pending {
+            self.room.notify_waiters();
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.pending.load(Ordering::Acquire) >= self.max_pending
+            && !self.failing.load(Ordering::Acquire)
+    }
 }
 
 impl std::fmt::Debug for Message {
@@ -212,8 +244,46 @@ impl SpendWriter {
     /// Starts the background writer on the current tokio runtime.
     pub fn start(store: KeyStore, ledger: Arc<SpendLedger>, options: SpendWriterOptions) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run_writer(store, ledger.clone(), options, receiver));
-        SpendWriter { sender, ledger }
+        let backlog = Arc::new(Backlog {
+            pending: AtomicUsize::new(0),
+            max_pending: options.max_pending.max(1),
+            failing: AtomicBool::new(false),
+            room: tokio::sync::Notify::new(),
+        });
+        tokio::spawn(run_writer(
+            store,
+            ledger.clone(),
+            options,
+            receiver,
+            backlog.clone(),
+        ));
+        SpendWriter {
+            sender,
+            ledger,
+            backlog,
+        }
+    }
+
+    /// Records recorded and not yet written.
+    pub fn pending(&self) -> usize {
+        self.backlog.pending.load(Ordering::Acquire)
+    }
+
+    /// Waits while `max_pending` records wait for a database that is taking them, so a
+    /// gateway producing records faster than the database stores them slows down instead of
+    /// growing without bound. Returns at once while the database is failing (requests must
+    /// go on during an outage; the records then wait in memory).
+    pub async fn wait_for_room(&self) {
+        while self.backlog.full() {
+            let room = self.backlog.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if !self.backlog.full() {
+                return;
+            }
+            // Bounded, so a writer that stopped for any reason cannot hold requests forever.
+            let _ = tokio::time::timeout(Duration::from_secs(1), room).await;
+        }
     }
 
     /// The ledger the writer reports to (shared with the key cache).
@@ -232,7 +302,9 @@ impl SpendWriter {
             record.spend = 0.0;
         }
         self.ledger.add_recorded(&record);
+        self.backlog.pending.fetch_add(1, Ordering::AcqRel);
         if self.sender.send(Message::Record(Box::new(record))).is_err() {
+            self.backlog.written(1);
             tracing::error!("spend writer stopped; spend record not persisted");
         }
     }
@@ -254,6 +326,7 @@ async fn run_writer(
     ledger: Arc<SpendLedger>,
     options: SpendWriterOptions,
     mut receiver: mpsc::UnboundedReceiver<Message>,
+    backlog: Arc<Backlog>,
 ) {
     let batch_size = options.batch_size.max(1);
     let mut pending: Vec<SpendRecord> = Vec::new();
@@ -290,8 +363,13 @@ async fn run_writer(
                     ledger.add_flushed(&pending[..n]);
                     pending.drain(..n);
                     backoff = None;
+                    backlog.failing.store(false, Ordering::Release);
+                    backlog.written(n);
                 }
                 Err(error) => {
+                    backlog.failing.store(true, Ordering::Release);
+                    // Whoever waits for room goes on: the database is not taking records.
+                    backlog.room.notify_waiters();
                     let next = backoff.map_or(options.initial_backoff, |b| b * 2);
                     let next = next.min(options.max_backoff);
                     tracing::warn!(

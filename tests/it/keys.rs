@@ -1218,3 +1218,67 @@ async fn spend_and_cached_keys_survive_a_postgres_outage() {
     let key_spend = store.get_key(&token).await.unwrap().unwrap().spend;
     assert!(close(key_spend), "{key_spend} vs {expected}");
 }
+
+fn backlog_options(max_pending: usize) -> KeyServiceOptions {
+    KeyServiceOptions {
+        spend: SpendWriterOptions {
+            flush_interval: Duration::from_millis(300),
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(200),
+            max_pending,
+            ..SpendWriterOptions::default()
+        },
+        ..KeyServiceOptions::default()
+    }
+}
+
+/// Records produced faster than the database takes them: requests wait for the writer once
+/// `max_pending` records are pending, and go on as soon as they are written.
+#[tokio::test]
+async fn a_full_spend_backlog_makes_requests_wait_for_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = KeyService::new(sqlite_store(&dir).await, backlog_options(100));
+    let writer = service.spend_writer().clone();
+    writer.wait_for_room().await; // empty: at once
+    for _ in 0..300 {
+        service.record_spend(SpendRecord::new("backlog-key", "gpt-4o-mini", 0.001));
+    }
+    assert_eq!(writer.pending(), 300);
+    // The batch waits for its interval (300 ms), so the backlog is still full here.
+    let waited = tokio::time::timeout(Duration::from_millis(50), writer.wait_for_room()).await;
+    assert!(
+        waited.is_err(),
+        "a request must wait while 300 > 100 records are pending"
+    );
+    tokio::time::timeout(Duration::from_secs(10), writer.wait_for_room())
+        .await
+        .expect("room once the writer wrote the batch");
+    assert!(writer.pending() < 100, "pending {}", writer.pending());
+    service.flush_spend().await.unwrap();
+    let (rows, _) = service
+        .store()
+        .spend_log_totals("backlog-key")
+        .await
+        .unwrap();
+    assert_eq!(rows, 300, "every record written");
+}
+
+/// While the database refuses the writes, waiting for it would stop the gateway: requests go
+/// on and the records stay pending.
+#[tokio::test]
+async fn a_failing_database_never_makes_requests_wait() {
+    let db = ScratchDb::new().await;
+    let service = KeyService::new(pg_store(&db).await, backlog_options(100));
+    sqlx::raw_sql(r#"DROP TABLE "LiteLLM_SpendLogs""#)
+        .execute(&db.pool().await)
+        .await
+        .unwrap();
+    let writer = service.spend_writer().clone();
+    for _ in 0..300 {
+        service.record_spend(SpendRecord::new("outage-key", "gpt-4o-mini", 0.001));
+    }
+    tokio::time::timeout(Duration::from_secs(5), writer.wait_for_room())
+        .await
+        .expect("no waiting once the writes fail");
+    assert_eq!(writer.pending(), 300, "the records are kept, not dropped");
+}
