@@ -186,9 +186,9 @@ impl Default for SpendWriterOptions {
             flush_interval: Duration::from_millis(500),
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
-            // About 5 MB of records: at full load the benchmark produced records faster than
-            // SQLite took them, and the unbounded backlog reached 300 MB.
-            max_pending: 10_000,
+            // A few MB of records, eight full batches: at full load the benchmark produced
+            // records faster than SQLite took them, and an unbounded backlog reached 300 MB.
+            max_pending: 4_000,
         }
     }
 }
