@@ -176,17 +176,16 @@ impl Finish {
             );
         }
         let key_spend = caller.key().map(|k| k.spend());
-        let store = cache.filter(|_| body.is_some());
+        let cache = cache.filter(|_| body.is_some());
         // Most requests run under no limit and no cache: no task to spawn for them.
         if admission.holds_nothing()
             && deployment_admission
                 .as_ref()
                 .is_none_or(Admission::holds_nothing)
-            && store.is_none()
+            && cache.is_none()
         {
             return Outcome { cost, key_spend };
         }
-        let cache = store;
         let body = body.cloned();
         tokio::spawn(async move {
             admission.settle(usage.total_tokens).await;

@@ -274,14 +274,16 @@ impl SpendWriter {
     /// growing without bound. Returns at once while the database is failing (requests must
     /// go on during an outage; the records then wait in memory).
     pub async fn wait_for_room(&self) {
-        while self.backlog.full() {
+        // A writer that stopped takes nothing more: waiting for it would hold requests forever.
+        while self.backlog.full() && !self.sender.is_closed() {
             let room = self.backlog.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
             if !self.backlog.full() {
                 return;
             }
-            // Bounded, so a writer that stopped for any reason cannot hold requests forever.
+            // Woken when a batch is written or a write fails; the timeout re-checks in case
+            // the writer stopped meanwhile.
             let _ = tokio::time::timeout(Duration::from_secs(1), room).await;
         }
     }
