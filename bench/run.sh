@@ -4,6 +4,9 @@
 # In one run, against the same fast mock upstream (examples/mock_upstream.rs):
 #   (a) direct      the mock itself (the floor)
 #   (b) nginx       nginx proxy_pass in front of the mock (the reference ideal proxy)
+#   (b2) floor      a bare hyper proxy (examples/floor_proxy.rs) built like HX Gateway's server
+#                   (one event loop per core): what the Rust stack itself costs, without any
+#                   of the gateway's work
 #   (c) hx          HX Gateway in front of the mock (one openai/ deployment)
 #   (d) hx-group    HX Gateway, a model group of two deployments (two mock ports): routing cost
 # and, when the feature answers (else skipped with a message), each against (c):
@@ -19,7 +22,7 @@
 # Knobs (environment): BENCH_DURATION (s per measurement, 10), BENCH_WARMUP (s, 3),
 # BENCH_RATE (fixed rate, 2000), BENCH_WRK_THREADS (2), BENCH_SKIP_BUILD=1 (use built
 # binaries), BENCH_PROFILE (cargo profile, release; `profiling` builds in minutes and keeps
-# symbols for perf), BENCH_ONLY="direct nginx hx hx-group hx-vkey hx-ratelimit hx-cache" (subset),
+# symbols for perf), BENCH_ONLY="direct nginx floor hx hx-group hx-vkey hx-ratelimit hx-cache" (subset),
 # BENCH_CPUS_LOAD / BENCH_CPUS_MOCK / BENCH_CPUS_TARGET (taskset CPU lists; empty = no pinning),
 # REDIS_URL (for (f), default redis://127.0.0.1:6379), BENCH_PORT_BASE (18100).
 #
@@ -38,12 +41,13 @@ DURATION="${BENCH_DURATION:-10}"
 WARMUP="${BENCH_WARMUP:-3}"
 RATE="${BENCH_RATE:-2000}"
 WRK_THREADS="${BENCH_WRK_THREADS:-2}"
-ONLY="${BENCH_ONLY:-direct nginx hx hx-group hx-vkey hx-ratelimit hx-cache}"
+ONLY="${BENCH_ONLY:-direct nginx floor hx hx-group hx-vkey hx-ratelimit hx-cache}"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 BASE="${BENCH_PORT_BASE:-18100}"
 MOCK_PORT=$((BASE + 1))
 MOCK_PORT2=$((BASE + 2))
 NGINX_PORT=$((BASE + 80))
+FLOOR_PORT=$((BASE + 81))
 HX_PORT=$((BASE + 40))
 READY_PORT=$((BASE + 41))
 HOOK_PORT=$((BASE + 42))
@@ -72,13 +76,14 @@ PROFILE="${BENCH_PROFILE:-release}"
 if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
   log "building (profile $PROFILE; release's fat LTO is slow on 2 cores, run niced)"
   (cd "$ROOT" && nice -n 15 cargo build --profile "$PROFILE" --bin hx-gateway \
-    --example mock_upstream --example loadgen --example ready_time)
+    --example mock_upstream --example loadgen --example ready_time --example floor_proxy)
 fi
 HX="$TARGET_DIR/$PROFILE/hx-gateway"
 MOCK="$TARGET_DIR/$PROFILE/examples/mock_upstream"
 LOADGEN="$TARGET_DIR/$PROFILE/examples/loadgen"
 READY="$TARGET_DIR/$PROFILE/examples/ready_time"
-for b in "$HX" "$MOCK" "$LOADGEN" "$READY"; do [[ -x "$b" ]] || die "missing $b (build failed?)"; done
+FLOOR="$TARGET_DIR/$PROFILE/examples/floor_proxy"
+for b in "$HX" "$MOCK" "$LOADGEN" "$READY" "$FLOOR"; do [[ -x "$b" ]] || die "missing $b (build failed?)"; done
 
 # --- scratch space and process bookkeeping: only what this script started is stopped ------
 TMP="$(mktemp -d /tmp/hx-bench.XXXXXX)"
@@ -117,7 +122,7 @@ stop() { # stop PID: TERM, wait for it, and forget it (so cleanup never signals 
   PIDS=("${keep[@]}")
 }
 
-for p in "$MOCK_PORT" "$MOCK_PORT2" "$NGINX_PORT" "$HX_PORT" "$READY_PORT" "$HOOK_PORT"; do
+for p in "$MOCK_PORT" "$MOCK_PORT2" "$NGINX_PORT" "$FLOOR_PORT" "$HX_PORT" "$READY_PORT" "$HOOK_PORT"; do
   port_busy "$p" && die "port $p is in use (set BENCH_PORT_BASE)"
 done
 
@@ -294,6 +299,17 @@ EOF
   stop "$NGINX_PID"
 fi
 
+# --- (b2) the floor: a bare hyper proxy, one event loop per core ------------------------
+if want floor; then
+  spawn "${BENCH_CPUS_TARGET:-}" env FLOOR_THREADS=2 "$FLOOR" "$FLOOR_PORT" "$MOCK_PORT" \
+    >/dev/null 2>"$TMP/floor.log" &
+  FLOOR_PID=$!
+  PIDS+=("$FLOOR_PID")
+  wait_200 "http://127.0.0.1:$FLOOR_PORT/health" || die "floor proxy did not start: $(cat "$TMP/floor.log")"
+  measure floor "http://127.0.0.1:$FLOOR_PORT/v1/chat/completions" bench-gpt none
+  stop "$FLOOR_PID"
+fi
+
 # --- (c) HX Gateway, (d) a group of two deployments: one process -------------------------
 HX_RSS="?"
 if want hx || want hx-group; then
@@ -379,6 +395,7 @@ desc() {
   case "$1" in
     direct) echo "(a) direct to the mock" ;;
     nginx) echo "(b) nginx proxy_pass" ;;
+    floor) echo "(b2) bare hyper proxy (floor)" ;;
     hx) echo "(c) HX Gateway" ;;
     hx-group) echo "(d) HX Gateway, group of 2" ;;
     hx-vkey) echo "(e) HX, virtual key" ;;
@@ -418,6 +435,9 @@ report() {
       r64="$(calc %.0f "100 * $(v hx.rps64) / $(v nginx.rps64)")"
       met="$(awk "BEGIN { print ($r16 >= 75 && $r64 >= 75) ? \"met\" : \"not met\" }")"
       echo "| throughput >= 75% of nginx's | ${r16}% at 16 connections, ${r64}% at 64 | $met |"
+    fi
+    if [[ -n "$(v floor.rps16)" && -n "$(v nginx.rps16)" ]]; then
+      echo "| (for scale) the bare hyper proxy (b2) | $(calc %.0f "100 * $(v floor.rps16) / $(v nginx.rps16)")% of nginx at 16 connections, $(calc %.0f "100 * $(v floor.rps64) / $(v nginx.rps64)")% at 64 | - |"
     fi
     if [[ -n "$(v direct.p50_16)" ]]; then
       local o16 ofix

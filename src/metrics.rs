@@ -135,24 +135,39 @@ pub fn record_request(
     status: u16,
     total: Duration,
 ) {
-    counter!("hx_requests_total", "route" => route.to_string(), "model_group" => model_group.to_string(),
-        "deployment" => deployment.to_string(), "status" => status.to_string())
+    // `StatusCode::as_str` is static text: no allocation per request.
+    let code = axum::http::StatusCode::from_u16(status);
+    let code = code.as_ref().map_or("invalid", |c| c.as_str());
+    handles::counter(
+        "hx_requests_total",
+        &[
+            ("route", route),
+            ("model_group", model_group),
+            ("deployment", deployment),
+            ("status", code),
+        ],
+    )
     .increment(1);
-    histogram!("hx_request_duration_seconds", "route" => route.to_string())
+    handles::histogram("hx_request_duration_seconds", &[("route", route)])
         .record(total.as_secs_f64());
 }
 
 /// Time on upstreams for one routed request.
 pub fn record_upstream_duration(model_group: &str, deployment: &str, upstream: Duration) {
-    histogram!("hx_upstream_duration_seconds", "model_group" => model_group.to_string(),
-        "deployment" => deployment.to_string())
+    handles::histogram(
+        "hx_upstream_duration_seconds",
+        &[("model_group", model_group), ("deployment", deployment)],
+    )
     .record(upstream.as_secs_f64());
 }
 
 /// The gateway's own share of one routed request.
 pub fn record_overhead(model_group: &str, overhead: Duration) {
-    histogram!("hx_gateway_overhead_seconds", "model_group" => model_group.to_string())
-        .record(overhead.as_secs_f64());
+    handles::histogram(
+        "hx_gateway_overhead_seconds",
+        &[("model_group", model_group)],
+    )
+    .record(overhead.as_secs_f64());
 }
 
 /// Request start to the first chunk of a stream.
@@ -163,17 +178,23 @@ pub fn record_time_to_first_token(model_group: &str, elapsed: Duration) {
 
 /// Prompt and completion tokens of one answer.
 pub fn record_tokens(model_group: &str, prompt: u64, completion: u64) {
-    counter!("hx_tokens_total", "model_group" => model_group.to_string(), "kind" => "prompt")
-        .increment(prompt);
-    counter!("hx_tokens_total", "model_group" => model_group.to_string(), "kind" => "completion")
-        .increment(completion);
+    handles::counter(
+        "hx_tokens_total",
+        &[("model_group", model_group), ("kind", "prompt")],
+    )
+    .increment(prompt);
+    handles::counter(
+        "hx_tokens_total",
+        &[("model_group", model_group), ("kind", "completion")],
+    )
+    .increment(completion);
 }
 
 /// Spend of one request in USD. A gauge that only increases: Prometheus counters of this
 /// exporter are integers, and per-request costs are fractions of a cent.
 pub fn record_spend(model_group: &str, usd: f64) {
     if usd.is_finite() && usd > 0.0 {
-        gauge!("hx_spend_usd", "model_group" => model_group.to_string()).increment(usd);
+        handles::gauge("hx_spend_usd", &[("model_group", model_group)]).increment(usd);
     }
 }
 
@@ -218,4 +239,161 @@ pub fn record_rag_operation(operation: &'static str, outcome: &'static str, elap
 /// The last probe result of a dependency (`postgres`, `redis`, `qdrant`).
 pub fn set_dependency_up(dependency: &'static str, up: bool) {
     gauge!("hx_dependency_up", "dependency" => dependency).set(if up { 1.0 } else { 0.0 });
+}
+
+/// Handles of the per-request metrics, kept per thread by metric and label values.
+///
+/// Going through the `metrics` macros on every request allocates each label value, hashes
+/// the key and takes the registry's lock, for every metric (seven per request): that showed
+/// in the profile. Here a handle already seen costs one hash of borrowed strings.
+mod handles {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+
+    use metrics::{Counter, Gauge, Histogram, Label, Level, Metadata};
+
+    /// Distinct label sets one thread keeps before starting over: label values such as a
+    /// model name a client typed must not grow the cache without bound.
+    const MAX_ENTRIES: usize = 4096;
+
+    #[derive(Clone)]
+    enum Handle {
+        Counter(Counter),
+        Gauge(Gauge),
+        Histogram(Histogram),
+    }
+
+    struct Entry {
+        name: &'static str,
+        labels: Box<[(&'static str, Box<str>)]>,
+        handle: Handle,
+    }
+
+    impl Entry {
+        fn is(&self, name: &str, labels: &[(&'static str, &str)]) -> bool {
+            self.name == name
+                && self.labels.len() == labels.len()
+                && self
+                    .labels
+                    .iter()
+                    .zip(labels)
+                    .all(|((k, v), (k2, v2))| k == k2 && **v == **v2)
+        }
+    }
+
+    #[derive(Default)]
+    struct Cache {
+        hasher: RandomState,
+        entries: HashMap<u64, Vec<Entry>>,
+        len: usize,
+    }
+
+    thread_local! {
+        static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+    }
+
+    const METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
+
+    fn key(name: &'static str, labels: &[(&'static str, &str)]) -> metrics::Key {
+        let labels: Vec<Label> = labels
+            .iter()
+            .map(|(k, v)| Label::new(*k, v.to_string()))
+            .collect();
+        metrics::Key::from_parts(name, labels)
+    }
+
+    fn lookup(
+        name: &'static str,
+        labels: &[(&'static str, &str)],
+        register: impl FnOnce(&metrics::Key) -> Handle,
+    ) -> Handle {
+        CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            let mut hasher = cache.hasher.build_hasher();
+            name.hash(&mut hasher);
+            labels.hash(&mut hasher);
+            let hash = hasher.finish();
+            if let Some(entry) = cache
+                .entries
+                .get(&hash)
+                .and_then(|bucket| bucket.iter().find(|e| e.is(name, labels)))
+            {
+                return entry.handle.clone();
+            }
+            let handle = register(&key(name, labels));
+            if cache.len >= MAX_ENTRIES {
+                cache.entries.clear();
+                cache.len = 0;
+            }
+            cache.len += 1;
+            cache.entries.entry(hash).or_default().push(Entry {
+                name,
+                labels: labels.iter().map(|(k, v)| (*k, Box::from(*v))).collect(),
+                handle: handle.clone(),
+            });
+            handle
+        })
+    }
+
+    pub(super) fn counter(name: &'static str, labels: &[(&'static str, &str)]) -> Counter {
+        let register = |key: &metrics::Key| {
+            metrics::with_recorder(|r| Handle::Counter(r.register_counter(key, &METADATA)))
+        };
+        match lookup(name, labels, register) {
+            Handle::Counter(c) => c,
+            _ => Counter::noop(),
+        }
+    }
+
+    pub(super) fn gauge(name: &'static str, labels: &[(&'static str, &str)]) -> Gauge {
+        let register = |key: &metrics::Key| {
+            metrics::with_recorder(|r| Handle::Gauge(r.register_gauge(key, &METADATA)))
+        };
+        match lookup(name, labels, register) {
+            Handle::Gauge(g) => g,
+            _ => Gauge::noop(),
+        }
+    }
+
+    pub(super) fn histogram(name: &'static str, labels: &[(&'static str, &str)]) -> Histogram {
+        let register = |key: &metrics::Key| {
+            metrics::with_recorder(|r| Handle::Histogram(r.register_histogram(key, &METADATA)))
+        };
+        match lookup(name, labels, register) {
+            Handle::Histogram(h) => h,
+            _ => Histogram::noop(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Handles kept per thread still count per label set, also after the cache starts over.
+    #[test]
+    fn cached_handles_count_per_label_set() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let rendered = recorder.handle();
+        ::metrics::with_local_recorder(&recorder, || {
+            record_tokens("group-a", 1, 2);
+            record_tokens("group-a", 10, 20);
+            record_tokens("group-b", 5, 0);
+            for i in 0..5000 {
+                record_spend(&format!("g{i}"), 1.0);
+            }
+            record_spend("g0", 1.5);
+        });
+        let text = rendered.render();
+        for line in [
+            r#"hx_tokens_total{model_group="group-a",kind="prompt"} 11"#,
+            r#"hx_tokens_total{model_group="group-a",kind="completion"} 22"#,
+            r#"hx_tokens_total{model_group="group-b",kind="prompt"} 5"#,
+            r#"hx_spend_usd{model_group="g0"} 2.5"#,
+            r#"hx_spend_usd{model_group="g4999"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+        }
+    }
 }

@@ -919,7 +919,7 @@ async fn write_spend_postgres(
         .bind(col(&|r| Some(r.api_base.clone())))
         .bind(col(&|r| Some(r.user_id.clone().unwrap_or_default())))
         .bind(col(&|r| Some(r.metadata.to_string())))
-        .bind(col(&|r| Some(cache_hit_text(r.cache_hit))))
+        .bind(col(&|r| Some(cache_hit_text(r.cache_hit).to_string())))
         .bind(col(&|r| r.team_id.clone()))
         .bind(col(&|r| r.end_user.clone()))
         .bind(col(&|r| Some(r.status.clone())))
@@ -929,13 +929,51 @@ async fn write_spend_postgres(
 }
 
 /// LiteLLM writes Python's `str(bool)` into `cache_hit`.
-fn cache_hit_text(hit: bool) -> String {
-    if hit { "True" } else { "False" }.to_string()
+fn cache_hit_text(hit: bool) -> &'static str {
+    if hit { "True" } else { "False" }
 }
 
 /// Rows per `INSERT` statement: 19 bound values each, far below SQLite's variable limit, and
 /// one statement per 64 rows instead of one round trip to sqlx's SQLite thread per row.
 const SQLITE_SPEND_ROWS_PER_STATEMENT: usize = 64;
+
+/// `INSERT OR IGNORE` of spend rows into `"LiteLLM_SpendLogs"`, with `RETURNING request_id`
+/// when asked.
+fn sqlite_spend_insert(chunk: &[SpendRecord], returning: bool) -> sqlx::QueryBuilder<sqlx::Sqlite> {
+    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        r#"INSERT OR IGNORE INTO "LiteLLM_SpendLogs" (request_id, call_type, api_key, spend,
+            total_tokens, prompt_tokens, completion_tokens, "startTime", "endTime", model,
+            model_group, custom_llm_provider, api_base, "user", metadata, cache_hit,
+            team_id, end_user, status) "#,
+    );
+    insert.push_values(chunk, |mut row, r| {
+        row.push_bind(&r.request_id)
+            .push_bind(&r.call_type)
+            .push_bind(&r.api_key)
+            .push_bind(r.spend)
+            .push_bind(clamp_i32(
+                r.prompt_tokens.saturating_add(r.completion_tokens),
+            ))
+            .push_bind(clamp_i32(r.prompt_tokens))
+            .push_bind(clamp_i32(r.completion_tokens))
+            .push_bind(r.start_time.naive_utc())
+            .push_bind(r.end_time.naive_utc())
+            .push_bind(&r.model)
+            .push_bind(&r.model_group)
+            .push_bind(&r.custom_llm_provider)
+            .push_bind(&r.api_base)
+            .push_bind(r.user_id.as_deref().unwrap_or_default())
+            .push_bind(r.metadata.to_string())
+            .push_bind(cache_hit_text(r.cache_hit))
+            .push_bind(&r.team_id)
+            .push_bind(&r.end_user)
+            .push_bind(&r.status);
+    });
+    if returning {
+        insert.push(" RETURNING request_id");
+    }
+    insert
+}
 
 async fn write_spend_sqlite(lite: &SqliteStore, records: &[SpendRecord]) -> Result<u64, KeyError> {
     let mut tx = lite.pool.begin().await?;
@@ -944,45 +982,36 @@ async fn write_spend_sqlite(lite: &SqliteStore, records: &[SpendRecord]) -> Resu
     let mut by_user: HashMap<&str, f64> = HashMap::new();
     let mut inserted = 0u64;
     for chunk in records.chunks(SQLITE_SPEND_ROWS_PER_STATEMENT) {
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            r#"INSERT OR IGNORE INTO "LiteLLM_SpendLogs" (request_id, call_type, api_key, spend,
-                total_tokens, prompt_tokens, completion_tokens, "startTime", "endTime", model,
-                model_group, custom_llm_provider, api_base, "user", metadata, cache_hit,
-                team_id, end_user, status) "#,
-        );
-        insert.push_values(chunk, |mut row, r| {
-            row.push_bind(&r.request_id)
-                .push_bind(&r.call_type)
-                .push_bind(&r.api_key)
-                .push_bind(r.spend)
-                .push_bind(clamp_i32(
-                    r.prompt_tokens.saturating_add(r.completion_tokens),
-                ))
-                .push_bind(clamp_i32(r.prompt_tokens))
-                .push_bind(clamp_i32(r.completion_tokens))
-                .push_bind(r.start_time.naive_utc())
-                .push_bind(r.end_time.naive_utc())
-                .push_bind(&r.model)
-                .push_bind(&r.model_group)
-                .push_bind(&r.custom_llm_provider)
-                .push_bind(&r.api_base)
-                .push_bind(r.user_id.clone().unwrap_or_default())
-                .push_bind(r.metadata.to_string())
-                .push_bind(cache_hit_text(r.cache_hit))
-                .push_bind(&r.team_id)
-                .push_bind(&r.end_user)
-                .push_bind(&r.status);
-        });
-        // A record already written (a retried batch) is ignored and must not count twice:
-        // only the rows this statement inserted add to the key, team and user spend.
-        insert.push(" RETURNING request_id");
-        let rows = insert.build().fetch_all(&mut *tx).await?;
-        let mut fresh: HashSet<String> = rows
-            .iter()
-            .map(|row| row.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()?;
-        // `remove`: a request id twice in one batch was inserted once and counts once.
-        for r in chunk.iter().filter(|r| fresh.remove(&r.request_id)) {
+        // A record already written (a retried batch whose commit did go through) is ignored
+        // and must not count twice: only the rows this statement inserted add to the key,
+        // team and user spend. Almost always every row is new, which a plain insert shows by
+        // its row count; only otherwise is the chunk inserted again, telling which rows are
+        // new (`RETURNING` streams one row per record back from sqlx's SQLite thread).
+        let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+        let plain = sqlite_spend_insert(chunk, false)
+            .build()
+            .execute(&mut *savepoint)
+            .await?;
+        let fresh: Vec<&SpendRecord> = if plain.rows_affected() == chunk.len() as u64 {
+            savepoint.commit().await?;
+            chunk.iter().collect()
+        } else {
+            savepoint.rollback().await?;
+            let rows = sqlite_spend_insert(chunk, true)
+                .build()
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut returned: HashSet<String> = rows
+                .iter()
+                .map(|row| row.try_get::<String, _>(0))
+                .collect::<Result<_, _>>()?;
+            // `remove`: a request id twice in one batch was inserted once and counts once.
+            chunk
+                .iter()
+                .filter(|r| returned.remove(&r.request_id))
+                .collect()
+        };
+        for r in fresh {
             inserted += 1;
             *by_key.entry(&r.api_key).or_default() += r.spend;
             if let Some(team) = r.team_id.as_deref() {

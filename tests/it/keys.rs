@@ -1023,6 +1023,15 @@ async fn spend_burst(service: &KeyService) {
         .unwrap();
     let key_spend = store.get_key(&token).await.unwrap().unwrap().spend;
     assert!(((key_spend - expected - 1.0) / expected).abs() <= 1e-9);
+    // A retried batch mixing a written record with a new one counts only the new one.
+    let mut fresh = SpendRecord::new(&token, "gpt-4o-mini", 2.0);
+    fresh.request_id = unique("fresh");
+    let inserted = store.write_spend(&[again, fresh]).await.unwrap();
+    assert_eq!(inserted, 1, "only the new record is inserted");
+    let key_spend = store.get_key(&token).await.unwrap().unwrap().spend;
+    assert!(((key_spend - expected - 3.0) / expected).abs() <= 1e-9);
+    let (rows, _) = store.spend_log_totals(&token).await.unwrap();
+    assert_eq!(rows, 1002);
 }
 
 #[tokio::test]
