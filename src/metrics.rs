@@ -250,27 +250,21 @@ mod handles {
     use std::cell::RefCell;
     use std::collections::HashMap;
     use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+    use std::thread::LocalKey;
 
-    use metrics::{Counter, Gauge, Histogram, Label, Level, Metadata};
+    use metrics::{Counter, Gauge, Histogram, Label, Level, Metadata, Recorder};
 
-    /// Distinct label sets one thread keeps before starting over: label values such as a
-    /// model name a client typed must not grow the cache without bound.
+    /// Distinct label sets one thread keeps per kind of handle before starting over: label
+    /// values such as a model name a client typed must not grow the cache without bound.
     const MAX_ENTRIES: usize = 4096;
 
-    #[derive(Clone)]
-    enum Handle {
-        Counter(Counter),
-        Gauge(Gauge),
-        Histogram(Histogram),
-    }
-
-    struct Entry {
+    struct Entry<H> {
         name: &'static str,
         labels: Box<[(&'static str, Box<str>)]>,
-        handle: Handle,
+        handle: H,
     }
 
-    impl Entry {
+    impl<H> Entry<H> {
         fn is(&self, name: &str, labels: &[(&'static str, &str)]) -> bool {
             self.name == name
                 && self.labels.len() == labels.len()
@@ -282,33 +276,36 @@ mod handles {
         }
     }
 
-    #[derive(Default)]
-    struct Cache {
+    /// Entries by the hash of their name and labels (a bucket holds the rare collisions).
+    struct Cache<H> {
         hasher: RandomState,
-        entries: HashMap<u64, Vec<Entry>>,
-        len: usize,
+        entries: HashMap<u64, Vec<Entry<H>>>,
+    }
+
+    impl<H> Default for Cache<H> {
+        fn default() -> Self {
+            Cache {
+                hasher: RandomState::new(),
+                entries: HashMap::new(),
+            }
+        }
     }
 
     thread_local! {
-        static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+        static COUNTERS: RefCell<Cache<Counter>> = RefCell::new(Cache::default());
+        static GAUGES: RefCell<Cache<Gauge>> = RefCell::new(Cache::default());
+        static HISTOGRAMS: RefCell<Cache<Histogram>> = RefCell::new(Cache::default());
     }
 
     const METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
 
-    fn key(name: &'static str, labels: &[(&'static str, &str)]) -> metrics::Key {
-        let labels: Vec<Label> = labels
-            .iter()
-            .map(|(k, v)| Label::new(*k, v.to_string()))
-            .collect();
-        metrics::Key::from_parts(name, labels)
-    }
-
-    fn lookup(
+    fn lookup<H: Clone + 'static>(
+        cache: &'static LocalKey<RefCell<Cache<H>>>,
         name: &'static str,
         labels: &[(&'static str, &str)],
-        register: impl FnOnce(&metrics::Key) -> Handle,
-    ) -> Handle {
-        CACHE.with(|cache| {
+        register: impl FnOnce(&dyn Recorder, &metrics::Key) -> H,
+    ) -> H {
+        cache.with(|cache| {
             let mut cache = cache.borrow_mut();
             let mut hasher = cache.hasher.build_hasher();
             name.hash(&mut hasher);
@@ -321,12 +318,17 @@ mod handles {
             {
                 return entry.handle.clone();
             }
-            let handle = register(&key(name, labels));
-            if cache.len >= MAX_ENTRIES {
+            let key = metrics::Key::from_parts(
+                name,
+                labels
+                    .iter()
+                    .map(|(k, v)| Label::new(*k, v.to_string()))
+                    .collect::<Vec<_>>(),
+            );
+            let handle = metrics::with_recorder(|r| register(r, &key));
+            if cache.entries.len() >= MAX_ENTRIES {
                 cache.entries.clear();
-                cache.len = 0;
             }
-            cache.len += 1;
             cache.entries.entry(hash).or_default().push(Entry {
                 name,
                 labels: labels.iter().map(|(k, v)| (*k, Box::from(*v))).collect(),
@@ -337,33 +339,21 @@ mod handles {
     }
 
     pub(super) fn counter(name: &'static str, labels: &[(&'static str, &str)]) -> Counter {
-        let register = |key: &metrics::Key| {
-            metrics::with_recorder(|r| Handle::Counter(r.register_counter(key, &METADATA)))
-        };
-        match lookup(name, labels, register) {
-            Handle::Counter(c) => c,
-            _ => Counter::noop(),
-        }
+        lookup(&COUNTERS, name, labels, |r, key| {
+            r.register_counter(key, &METADATA)
+        })
     }
 
     pub(super) fn gauge(name: &'static str, labels: &[(&'static str, &str)]) -> Gauge {
-        let register = |key: &metrics::Key| {
-            metrics::with_recorder(|r| Handle::Gauge(r.register_gauge(key, &METADATA)))
-        };
-        match lookup(name, labels, register) {
-            Handle::Gauge(g) => g,
-            _ => Gauge::noop(),
-        }
+        lookup(&GAUGES, name, labels, |r, key| {
+            r.register_gauge(key, &METADATA)
+        })
     }
 
     pub(super) fn histogram(name: &'static str, labels: &[(&'static str, &str)]) -> Histogram {
-        let register = |key: &metrics::Key| {
-            metrics::with_recorder(|r| Handle::Histogram(r.register_histogram(key, &METADATA)))
-        };
-        match lookup(name, labels, register) {
-            Handle::Histogram(h) => h,
-            _ => Histogram::noop(),
-        }
+        lookup(&HISTOGRAMS, name, labels, |r, key| {
+            r.register_histogram(key, &METADATA)
+        })
     }
 }
 

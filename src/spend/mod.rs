@@ -411,8 +411,7 @@ async fn run_writer(
                 backoff.is_none()
                     && (queue.closed
                         || pending.len() + queue.records.len() >= batch_size
-                        || !queue.flushes.is_empty()
-                        || !waiters.is_empty())
+                        || !queue.flushes.is_empty())
             };
             if ready {
                 break;
