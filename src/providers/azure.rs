@@ -3,7 +3,8 @@
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::openai::{exchange, extra_headers};
+use super::openai::{endpoint_url, endpoint_urls, exchange, extra_headers};
+use super::transport::UpstreamUrl;
 use super::{ProviderError, ProviderResponse, ProviderUnavailable, UpstreamRequest};
 use crate::config::Deployment;
 
@@ -14,7 +15,8 @@ const DEFAULT_API_VERSION: &str = "2024-10-21";
 pub struct Azure {
     /// `{api_base}/openai/deployments/{deployment}`.
     deployment_url: String,
-    api_version: String,
+    /// Each endpoint's URL with `api-version`, parsed once; `None` when they do not parse.
+    urls: Option<Box<[UpstreamUrl; 3]>>,
     headers: HeaderMap,
     http: reqwest::Client,
     secret: Option<String>,
@@ -33,16 +35,21 @@ impl Azure {
             })?;
             headers.insert(HeaderName::from_static("api-key"), value);
         }
+        let deployment_url = format!(
+            "{}/openai/deployments/{}",
+            base.trim_end_matches('/'),
+            d.model
+        );
+        let api_version = d.api_version.as_deref().unwrap_or(DEFAULT_API_VERSION);
+        let urls = endpoint_urls(|endpoint| {
+            format!(
+                "{deployment_url}{}?api-version={api_version}",
+                endpoint.openai_path()
+            )
+        });
         Ok(Azure {
-            deployment_url: format!(
-                "{}/openai/deployments/{}",
-                base.trim_end_matches('/'),
-                d.model
-            ),
-            api_version: d
-                .api_version
-                .clone()
-                .unwrap_or_else(|| DEFAULT_API_VERSION.to_string()),
+            deployment_url,
+            urls,
             headers,
             http,
             secret: d.api_key.as_ref().map(|k| k.expose().to_string()),
@@ -53,15 +60,15 @@ impl Azure {
         &self,
         request: UpstreamRequest<'_>,
     ) -> Result<ProviderResponse, ProviderError> {
-        let url = format!(
-            "{}{}?api-version={}",
-            self.deployment_url,
-            request.endpoint.openai_path(),
-            self.api_version
-        );
+        let Some(urls) = self.urls.as_deref() else {
+            return Err(ProviderError::Connect(format!(
+                "'{}' is not a valid URL",
+                crate::secret::redact_url(&self.deployment_url)
+            )));
+        };
         exchange(
             &super::client_for_thread(&self.http),
-            &url,
+            endpoint_url(urls, request.endpoint),
             &self.headers,
             request,
             self.secret.as_deref(),

@@ -13,6 +13,7 @@ pub mod native;
 pub mod ollama;
 pub mod openai;
 pub mod sse;
+pub mod transport;
 
 use std::pin::Pin;
 use std::time::Duration;

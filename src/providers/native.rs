@@ -14,7 +14,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use super::openai::{DEFAULT_TIMEOUT, classify};
+use super::openai::DEFAULT_TIMEOUT;
+use super::transport::classify;
 use super::{
     ChunkStream, Endpoint, ProviderError, ProviderResponse, StreamChunk, UpstreamRequest, Usage,
     parse_retry_after,

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 
+use super::transport::{self, UpstreamUrl};
 use super::{
     Endpoint, ProviderError, ProviderResponse, ProviderUnavailable, UpstreamRequest,
     parse_retry_after, prepare_body, sse, usage_of,
@@ -22,8 +23,8 @@ pub struct OpenAiCompatible {
     base_url: String,
     /// The three endpoint URLs parsed once (chat, completions, embeddings): parsing a URL per
     /// request showed in the profile. `None` when `api_base` does not parse; the request then
-    /// fails with reqwest's error, as before.
-    urls: Option<Box<[reqwest::Url; 3]>>,
+    /// fails with reqwest's error.
+    urls: Option<Box<[UpstreamUrl; 3]>>,
     headers: HeaderMap,
     http: reqwest::Client,
     /// Upstream key, to scrub from any error text an upstream echoes back.
@@ -52,19 +53,7 @@ impl OpenAiCompatible {
             })?;
             headers.insert(HeaderName::from_static("openai-organization"), value);
         }
-        let parse = |endpoint: Endpoint| {
-            reqwest::Url::parse(&format!("{base_url}{}", endpoint.openai_path())).ok()
-        };
-        let urls = match (
-            parse(Endpoint::Chat),
-            parse(Endpoint::Completion),
-            parse(Endpoint::Embedding),
-        ) {
-            (Some(chat), Some(completion), Some(embedding)) => {
-                Some(Box::new([chat, completion, embedding]))
-            }
-            _ => None,
-        };
+        let urls = endpoint_urls(|endpoint| format!("{base_url}{}", endpoint.openai_path()));
         Ok(OpenAiCompatible {
             base_url,
             urls,
@@ -74,6 +63,11 @@ impl OpenAiCompatible {
         })
     }
 
+    /// Whether chat requests bypass reqwest (see `transport`).
+    pub fn is_direct(&self) -> bool {
+        self.urls.as_ref().is_some_and(|urls| urls[0].is_direct())
+    }
+
     pub async fn call(
         &self,
         request: UpstreamRequest<'_>,
@@ -81,15 +75,43 @@ impl OpenAiCompatible {
         let http = super::client_for_thread(&self.http);
         let secret = self.secret.as_deref();
         let Some(urls) = self.urls.as_deref() else {
-            let url = format!("{}{}", self.base_url, request.endpoint.openai_path());
-            return exchange(&http, url, &self.headers, request, secret).await;
+            return Err(ProviderError::Connect(format!(
+                "api_base '{}' is not a valid URL",
+                crate::secret::redact_url(&self.base_url)
+            )));
         };
-        let url = match request.endpoint {
-            Endpoint::Chat => &urls[0],
-            Endpoint::Completion => &urls[1],
-            Endpoint::Embedding => &urls[2],
-        };
-        exchange(&http, url.clone(), &self.headers, request, secret).await
+        exchange(
+            &http,
+            endpoint_url(urls, request.endpoint),
+            &self.headers,
+            request,
+            secret,
+        )
+        .await
+    }
+}
+
+/// The URL of each endpoint, parsed once; `None` when any does not parse.
+pub fn endpoint_urls(url_of: impl Fn(Endpoint) -> String) -> Option<Box<[UpstreamUrl; 3]>> {
+    let parse = |endpoint| UpstreamUrl::parse(&url_of(endpoint));
+    match (
+        parse(Endpoint::Chat),
+        parse(Endpoint::Completion),
+        parse(Endpoint::Embedding),
+    ) {
+        (Some(chat), Some(completion), Some(embedding)) => {
+            Some(Box::new([chat, completion, embedding]))
+        }
+        _ => None,
+    }
+}
+
+/// The URL for an endpoint out of [`endpoint_urls`].
+pub fn endpoint_url(urls: &[UpstreamUrl; 3], endpoint: Endpoint) -> &UpstreamUrl {
+    match endpoint {
+        Endpoint::Chat => &urls[0],
+        Endpoint::Completion => &urls[1],
+        Endpoint::Embedding => &urls[2],
     }
 }
 
@@ -112,7 +134,7 @@ pub fn extra_headers(d: &Deployment) -> Result<HeaderMap, ProviderUnavailable> {
 /// One OpenAI-wire exchange, shared by every OpenAI-shaped provider (OpenAI, vLLM, Azure).
 pub async fn exchange(
     http: &reqwest::Client,
-    url: impl reqwest::IntoUrl + Clone,
+    url: &UpstreamUrl,
     headers: &HeaderMap,
     mut request: UpstreamRequest<'_>,
     secret: Option<&str>,
@@ -125,7 +147,7 @@ pub async fn exchange(
             add_include_usage(&mut body);
         }
     }
-    let result = send(http, url.clone(), headers, &body, &request, secret).await;
+    let result = send(http, url, headers, &body, &request, secret).await;
     match result {
         // An upstream that does not know `stream_options` is asked again without it; usage
         // is then estimated by the caller.
@@ -162,7 +184,7 @@ fn add_include_usage(body: &mut Map<String, Value>) {
 
 async fn send(
     http: &reqwest::Client,
-    url: impl reqwest::IntoUrl,
+    url: &UpstreamUrl,
     headers: &HeaderMap,
     body: &Map<String, Value>,
     request: &UpstreamRequest<'_>,
@@ -170,23 +192,11 @@ async fn send(
 ) -> Result<ProviderResponse, ProviderError> {
     let payload = serde_json::to_vec(body).map_err(|e| ProviderError::Connect(e.to_string()))?;
     let timeout = request.timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let pending = http.post(url).headers(headers.clone()).body(payload).send();
-    let response = match tokio::time::timeout(timeout, pending).await {
-        Err(_) => {
-            return Err(ProviderError::Timeout(format!(
-                "no answer within {}s",
-                timeout.as_secs_f64()
-            )));
-        }
-        Ok(Err(e)) => return Err(classify(&e, secret)),
-        Ok(Ok(r)) => r,
-    };
-    let status = response.status();
+    let response = transport::post(http, url, headers, payload.into(), timeout, secret).await?;
+    let status = response.status;
     if !status.is_success() {
-        let retry_after = parse_retry_after(response.headers());
-        let body = read_body(response, timeout, secret)
-            .await
-            .unwrap_or_default();
+        let retry_after = parse_retry_after(&response.headers);
+        let body = response.bytes(timeout, secret).await.unwrap_or_default();
         return Err(ProviderError::Status {
             status: status.as_u16(),
             body: Bytes::from(scrub(
@@ -197,57 +207,11 @@ async fn send(
         });
     }
     if request.stream {
-        return Ok(ProviderResponse::Stream(sse::openai_chunks(response)));
+        return Ok(ProviderResponse::Stream(sse::openai_chunks(
+            response.into_stream(),
+        )));
     }
-    let body = read_body(response, timeout, secret).await?;
+    let body = response.bytes(timeout, secret).await?;
     let usage = usage_of(&body);
     Ok(ProviderResponse::Complete { body, usage })
-}
-
-async fn read_body(
-    response: reqwest::Response,
-    timeout: Duration,
-    secret: Option<&str>,
-) -> Result<Bytes, ProviderError> {
-    match tokio::time::timeout(timeout, response.bytes()).await {
-        Err(_) => Err(ProviderError::Timeout(
-            "the answer did not complete in time".into(),
-        )),
-        Ok(Err(e)) => Err(classify(&e, secret)),
-        Ok(Ok(b)) => Ok(b),
-    }
-}
-
-/// A reqwest failure as a provider error, with the URL and key kept out of the text.
-pub fn classify(e: &reqwest::Error, secret: Option<&str>) -> ProviderError {
-    let text = scrub(
-        &e.without_url_text(),
-        &secret.into_iter().collect::<Vec<_>>(),
-    );
-    if e.is_timeout() {
-        ProviderError::Timeout(text)
-    } else {
-        ProviderError::Connect(text)
-    }
-}
-
-/// reqwest's messages embed the URL; it is dropped so query-string keys never leak.
-trait WithoutUrl {
-    fn without_url_text(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_text(&self) -> String {
-        let mut text = self.to_string();
-        if let Some(url) = self.url() {
-            text = text.replace(url.as_str(), "<upstream>");
-        }
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            text.push_str(": ");
-            text.push_str(&s.to_string());
-            source = s.source();
-        }
-        text
-    }
 }

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -11,8 +12,8 @@ use super::{ChunkStream, ProviderError, StreamChunk, Usage};
 
 /// Turns an OpenAI-style SSE response (`data: {...}` events, ending with `data: [DONE]`) into
 /// a stream of chunks. An `{"error": ...}` event, or a broken connection, ends it with an error.
-pub fn openai_chunks(response: reqwest::Response) -> ChunkStream {
-    let events = response.bytes_stream().eventsource();
+pub fn openai_chunks(bytes: BoxStream<'static, Result<Bytes, String>>) -> ChunkStream {
+    let events = bytes.eventsource();
     let stream = events
         .map(|event| match event {
             Ok(event) => parse_event(event.data),

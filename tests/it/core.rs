@@ -669,3 +669,82 @@ async fn server_threads_serve_many_keep_alive_clients_and_stop_on_shutdown() {
         "no connection is accepted after shutdown"
     );
 }
+
+/// An upstream behind `HTTP_PROXY` is reached through the proxy (as reqwest and LiteLLM do),
+/// answers and streams included; `NO_PROXY` hosts and plain-HTTP upstreams without a proxy go
+/// straight to the upstream (every other test here).
+#[tokio::test]
+async fn upstreams_are_reached_through_the_environments_http_proxy() {
+    let proxy = MockServer::start().await;
+    let stream_body = concat!(
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"via proxy\"},\"finish_reason\":null}]}\n\n",
+        "data: [DONE]\n\n"
+    );
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(header("authorization", "Bearer sk-upstream-secret"))
+        .and(body_partial_json(json!({"stream": true})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(stream_body),
+        )
+        .mount(&proxy)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(header("authorization", "Bearer sk-upstream-secret"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(openai_completion()))
+        .mount(&proxy)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    // `.invalid` never resolves: only the proxy can deliver these requests.
+    std::fs::write(&config, upstream_yaml("http://upstream.invalid")).unwrap();
+    let gw = GatewayProcess::spawn(
+        &config,
+        &[
+            ("HX_DATA_DIR", dir.path().display().to_string()),
+            ("LITELLM_MASTER_KEY", MASTER.to_string()),
+            ("HTTP_PROXY", proxy.uri()),
+            ("NO_PROXY", String::new()),
+        ],
+        &[],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(MASTER)
+        .json(&chat_body("gpt-4o-mini"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "from upstream");
+
+    let mut streamed = chat_body("gpt-4o-mini");
+    streamed["stream"] = json!(true);
+    let r = client
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(MASTER)
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("via proxy") && text.ends_with("data: [DONE]\n\n"),
+        "{text}"
+    );
+
+    let received = proxy.received_requests().await.unwrap();
+    assert_eq!(received.len(), 2);
+    assert!(
+        received
+            .iter()
+            .all(|r| r.headers["host"] == "upstream.invalid")
+    );
+}
