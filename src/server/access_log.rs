@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, HeaderName, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use futures::StreamExt;
 
 use super::REQUEST_ID;
+use crate::proxy::{MODEL_GROUP, MODEL_ID, OVERHEAD};
 
 /// Who made a request, for the access log. Handlers that know the caller put it in the
 /// response's extensions (`response.extensions_mut().insert(RequestLogInfo { .. })`); the key
@@ -91,7 +92,8 @@ impl Drop for EmitOnDrop {
     }
 }
 
-fn header_text(headers: &HeaderMap, name: &str) -> String {
+// By `HeaderName`, not by text: a lookup by `&str` parses and validates the name first.
+fn header_text(headers: &HeaderMap, name: &HeaderName) -> String {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -109,7 +111,7 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let request_id = header_text(request.headers(), REQUEST_ID.as_str());
+    let request_id = header_text(request.headers(), &REQUEST_ID);
     let response = next.run(request).await;
     let headers = response.headers();
     let streamed = headers
@@ -121,11 +123,11 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         request_id,
         method,
         route,
-        model: header_text(headers, "x-litellm-model-group"),
-        deployment: header_text(headers, "x-litellm-model-id"),
+        model: header_text(headers, &MODEL_GROUP),
+        deployment: header_text(headers, &MODEL_ID),
         status: response.status().as_u16(),
         headers_time: started.elapsed(),
-        overhead_ms: header_text(headers, "x-litellm-overhead-duration-ms")
+        overhead_ms: header_text(headers, &OVERHEAD)
             .parse::<f64>()
             .ok(),
         streamed,
