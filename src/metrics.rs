@@ -250,13 +250,13 @@ mod handles {
     use std::cell::RefCell;
     use std::collections::HashMap;
     use std::hash::{BuildHasher, Hash, Hasher};
+    use std::thread::LocalKey;
 
     // foldhash rather than std's SipHash: hashing the labels of the seven per-request metrics
-    // with SipHash was ~3% of the gateway's instructions per request. foldhash is seeded per
-    // process (what hashbrown uses by default), and label values are bounded: a model name
-    // reaches the metrics only once it matched a configured group.
+    // with SipHash was ~3% of the gateway's instructions per request. foldhash is seeded at
+    // random per process (hashbrown's default hasher), and the cache is bounded by
+    // `MAX_ENTRIES` whatever label values clients cause.
     use foldhash::fast::RandomState;
-    use std::thread::LocalKey;
 
     use metrics::{Counter, Gauge, Histogram, Label, Level, Metadata, Recorder};
 

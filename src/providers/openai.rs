@@ -22,8 +22,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct OpenAiCompatible {
     base_url: String,
     /// The three endpoint URLs parsed once (chat, completions, embeddings): parsing a URL per
-    /// request showed in the profile. `None` when `api_base` does not parse; the request then
-    /// fails with reqwest's error.
+    /// request showed in the profile. `None` when `api_base` does not parse; every request
+    /// then fails as an unreachable upstream (502) naming the redacted `api_base`.
     urls: Option<Box<[UpstreamUrl; 3]>>,
     headers: HeaderMap,
     http: reqwest::Client,
@@ -61,11 +61,6 @@ impl OpenAiCompatible {
             http,
             secret: d.api_key.as_ref().map(|k| k.expose().to_string()),
         })
-    }
-
-    /// Whether chat requests bypass reqwest (see `transport`).
-    pub fn is_direct(&self) -> bool {
-        self.urls.as_ref().is_some_and(|urls| urls[0].is_direct())
     }
 
     pub async fn call(

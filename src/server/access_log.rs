@@ -127,9 +127,7 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         deployment: header_text(headers, &MODEL_ID),
         status: response.status().as_u16(),
         headers_time: started.elapsed(),
-        overhead_ms: header_text(headers, &OVERHEAD)
-            .parse::<f64>()
-            .ok(),
+        overhead_ms: header_text(headers, &OVERHEAD).parse::<f64>().ok(),
         streamed,
         info: response
             .extensions()
