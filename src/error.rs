@@ -212,6 +212,17 @@ impl IntoResponse for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// Appends the causes of an error to a text (`text: cause: its cause ...`): the top-level
+/// messages of client libraries (reqwest, hyper) hide what actually went wrong.
+pub fn append_causes(text: &mut String, error: &dyn std::error::Error) {
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

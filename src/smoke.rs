@@ -111,11 +111,7 @@ impl Target {
             "request failed"
         };
         let mut text = format!("{what} ({})", self.base);
-        let mut source = std::error::Error::source(e);
-        while let Some(cause) = source {
-            text.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
+        crate::error::append_causes(&mut text, e);
         self.scrub(&text)
     }
 

@@ -164,11 +164,6 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
     } else {
         "request failed".to_string()
     };
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    crate::error::append_causes(&mut text, e);
     text
 }

@@ -24,6 +24,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
 use super::ProviderError;
+use crate::error::append_causes;
 use crate::secret::scrub;
 
 /// One upstream URL, parsed once when the deployment is built.
@@ -165,7 +166,7 @@ impl UpstreamResponse {
                 .boxed(),
             ResponseBody::Reqwest(response) => response
                 .bytes_stream()
-                .map_err(|e| e.without_url_text())
+                .map_err(|e| reqwest_text(&e))
                 .boxed(),
         }
     }
@@ -173,10 +174,7 @@ impl UpstreamResponse {
 
 /// A reqwest failure as a provider error, with the URL and key kept out of the text.
 pub fn classify(e: &reqwest::Error, secret: Option<&str>) -> ProviderError {
-    let text = scrub(
-        &e.without_url_text(),
-        &secret.into_iter().collect::<Vec<_>>(),
-    );
+    let text = scrub(&reqwest_text(e), &secret.into_iter().collect::<Vec<_>>());
     if e.is_timeout() {
         ProviderError::Timeout(text)
     } else {
@@ -204,34 +202,19 @@ fn classify_direct(e: &hyper_util::client::legacy::Error, secret: Option<&str>) 
 /// An error with its causes, secrets removed. hyper's errors do not carry the URL.
 fn error_text(e: &(dyn std::error::Error + 'static), secret: Option<&str>) -> String {
     let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
+    append_causes(&mut text, e);
     scrub(&text, &secret.into_iter().collect::<Vec<_>>())
 }
 
-/// reqwest's messages embed the URL; it is dropped so query-string keys never leak.
-trait WithoutUrl {
-    fn without_url_text(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_text(&self) -> String {
-        let mut text = self.to_string();
-        if let Some(url) = self.url() {
-            text = text.replace(url.as_str(), "<upstream>");
-        }
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            text.push_str(": ");
-            text.push_str(&s.to_string());
-            source = s.source();
-        }
-        text
+/// A reqwest error with its causes; reqwest's messages embed the URL, which is dropped so
+/// query-string keys never leak.
+fn reqwest_text(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        text = text.replace(url.as_str(), "<upstream>");
     }
+    append_causes(&mut text, e);
+    text
 }
 
 #[cfg(test)]
