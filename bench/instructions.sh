@@ -13,6 +13,7 @@
 # examples/loadgen.rs) and prints the total, the count per request and the top functions
 # (inclusive). Needs valgrind (Debian package) and the binaries built as run.sh builds them
 # (BENCH_PROFILE, CARGO_TARGET_DIR as there; the `profiling` profile keeps symbols).
+# INSTR_OUT=FILE keeps the callgrind profile.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -80,6 +81,8 @@ echo "$result" | grep -q " ok=$REQUESTS " || { echo "not every request succeeded
 kill "$HX_PID"
 wait "$HX_PID" 2>/dev/null || true
 
+# INSTR_OUT=FILE keeps the profile for callgrind_annotate / kcachegrind.
+[[ -n "${INSTR_OUT:-}" ]] && cp "$TMP/callgrind.out" "$INSTR_OUT"
 total="$(callgrind_annotate "$TMP/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')"
 echo "RESULT instructions=$total requests=$REQUESTS per_request=$((total / REQUESTS))"
 echo "top functions (inclusive, instructions per request):"

@@ -11,6 +11,7 @@ use clap::Parser;
 use hx_gateway::cli::{Cli, Command, RagCommand};
 use hx_gateway::config::{EnvSource, ProcessEnv, env::parse_env_file};
 use hx_gateway::lifecycle::{self, ConfigSource};
+use hx_gateway::log_fields::PlainFields;
 use hx_gateway::log_writer::{BatchedWriter, FlushGuard};
 
 /// mimalloc instead of glibc's malloc: the request path allocates many small, short-lived
@@ -147,15 +148,18 @@ fn init_logging(env: &dyn EnvSource, json_flag: bool) -> FlushGuard<std::io::Std
             .var("JSON_LOGS")
             .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
     let (writer, guard) = BatchedWriter::new(std::io::stderr());
+    // Colours only for a terminal: journald and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        // Colours only for a terminal: journald and log files get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(ansi)
         .with_writer(writer);
     if json {
         builder.json().flatten_event(true).init();
-    } else {
+    } else if ansi {
         builder.init();
+    } else {
+        builder.fmt_fields(PlainFields).init();
     }
     guard
 }

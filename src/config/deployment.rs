@@ -102,6 +102,9 @@ pub struct Deployment {
     /// The model name sent upstream (the part after the provider prefix).
     pub model: String,
     pub api_base: Option<String>,
+    /// `api_base` with any password removed (empty without one), for spend logs: computed
+    /// once here rather than for every request's spend record.
+    pub api_base_redacted: String,
     pub api_key: Option<Secret>,
     pub api_version: Option<String>,
     pub organization: Option<String>,
@@ -260,12 +263,17 @@ pub fn build(
         .id
         .clone()
         .unwrap_or_else(|| stable_id(&raw.model_name, value));
+    let api_base = params.api_base.map(|b| b.trim_end_matches('/').to_string());
     Ok(Deployment {
         id,
         model_name: raw.model_name,
         provider,
         model,
-        api_base: params.api_base.map(|b| b.trim_end_matches('/').to_string()),
+        api_base_redacted: api_base
+            .as_deref()
+            .map(crate::secret::redact_url)
+            .unwrap_or_default(),
+        api_base,
         api_key: params.api_key.map(Secret::new),
         api_version: params.api_version,
         organization: params.organization,

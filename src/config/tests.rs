@@ -165,6 +165,34 @@ general_settings:
 }
 
 #[test]
+fn the_api_base_kept_for_spend_logs_has_no_password() {
+    let yaml = r#"
+model_list:
+  - model_name: with-password
+    litellm_params: {model: openai/m, api_base: "https://user:pw-secret@llm.internal:8443/v1/"}
+  - model_name: plain
+    litellm_params: {model: openai/m, api_base: "http://vllm.internal/v1"}
+  - model_name: none
+    litellm_params: {model: openai/m}
+"#;
+    let c = GatewayConfig::from_yaml_str(yaml, &env(&[])).unwrap();
+    let redacted: Vec<&str> = c
+        .deployments
+        .iter()
+        .map(|d| d.api_base_redacted.as_str())
+        .collect();
+    assert!(!redacted[0].contains("pw-secret"), "{redacted:?}");
+    assert!(redacted[0].contains("llm.internal:8443/v1"), "{redacted:?}");
+    // The real URL (with its password) is still what requests go to.
+    assert_eq!(
+        c.deployments[0].api_base.as_deref(),
+        Some("https://user:pw-secret@llm.internal:8443/v1")
+    );
+    assert_eq!(redacted[1], "http://vllm.internal/v1");
+    assert_eq!(redacted[2], "");
+}
+
+#[test]
 fn an_unset_variable_disables_only_its_deployment() {
     let yaml = r#"
 model_list:

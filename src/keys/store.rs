@@ -986,6 +986,27 @@ fn sqlite_timestamp(time: &chrono::DateTime<chrono::Utc>) -> String {
 /// one statement per 64 rows instead of one round trip to sqlx's SQLite thread per row.
 const SQLITE_SPEND_ROWS_PER_STATEMENT: usize = 64;
 
+/// Splits a batch into statements of [`SQLITE_SPEND_ROWS_PER_STATEMENT`] rows, then the rest
+/// in powers of two (45 = 32 + 8 + 4 + 1). sqlx caches prepared statements by their text; a
+/// batch's last chunk would otherwise have a new size almost every time, and preparing a
+/// statement of a thousand parameters cost more than inserting its rows. This way at most
+/// seven statements are ever prepared.
+fn statement_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
+        let size = if rows.len() >= SQLITE_SPEND_ROWS_PER_STATEMENT {
+            SQLITE_SPEND_ROWS_PER_STATEMENT
+        } else {
+            1 << rows.len().ilog2()
+        };
+        let (chunk, rest) = rows.split_at(size);
+        rows = rest;
+        Some(chunk)
+    })
+}
+
 /// `INSERT OR IGNORE` of spend rows into `"LiteLLM_SpendLogs"`, with `RETURNING request_id`
 /// when asked.
 fn sqlite_spend_insert(chunk: &[SpendRecord], returning: bool) -> sqlx::QueryBuilder<sqlx::Sqlite> {
@@ -1030,7 +1051,7 @@ async fn write_spend_sqlite(lite: &SqliteStore, records: &[SpendRecord]) -> Resu
     let mut by_team: HashMap<&str, f64> = HashMap::new();
     let mut by_user: HashMap<&str, f64> = HashMap::new();
     let mut inserted = 0u64;
-    for chunk in records.chunks(SQLITE_SPEND_ROWS_PER_STATEMENT) {
+    for chunk in statement_chunks(records) {
         // A record already written (a retried batch whose commit did go through) is ignored
         // and must not count twice: only the rows this statement inserted add to the key,
         // team and user spend. Almost always every row is new, which a plain insert shows by
@@ -1225,6 +1246,30 @@ fn sqlite_team(row: &SqliteRow) -> Result<TeamRecord, KeyError> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_batch_is_inserted_in_chunks_of_few_distinct_sizes_in_order() {
+        let sizes = |n: usize| {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = statement_chunks(&rows).collect();
+            // Every row once, in order.
+            assert_eq!(chunks.concat(), rows);
+            chunks.iter().map(|c| c.len()).collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), [1]);
+        assert_eq!(sizes(45), [32, 8, 4, 1]);
+        assert_eq!(sizes(64), [64]);
+        assert_eq!(sizes(130), [64, 64, 2]);
+        let mut distinct = std::collections::BTreeSet::new();
+        for n in 0..=500 {
+            distinct.extend(sizes(n));
+        }
+        assert_eq!(
+            distinct.into_iter().collect::<Vec<_>>(),
+            [1, 2, 4, 8, 16, 32, 64]
+        );
+    }
 
     #[test]
     fn sqlite_timestamps_are_written_as_sqlx_writes_them() {

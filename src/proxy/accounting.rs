@@ -93,11 +93,7 @@ impl SpendSink {
         if let Some(d) = deployment {
             record.model = d.model.clone();
             record.custom_llm_provider = d.provider.name().to_string();
-            record.api_base = d
-                .api_base
-                .clone()
-                .map(|b| crate::secret::redact_url(&b))
-                .unwrap_or_default();
+            record.api_base = d.api_base_redacted.clone();
         }
         record.user_id = self.user_id;
         record.team_id = self.team_id;

@@ -136,7 +136,9 @@ pub struct RouteFailure {
 }
 
 pub struct Router {
-    groups: HashMap<String, Arc<Group>>,
+    /// Looked up twice per request: foldhash, not SipHash (names come from the config, so
+    /// SipHash's flooding resistance buys nothing here).
+    groups: foldhash::HashMap<String, Arc<Group>>,
     /// Groups whose name has a `*`, matched in config order.
     wildcards: Vec<Arc<Group>>,
     routing: RoutingConfig,
@@ -173,7 +175,7 @@ impl Router {
                 }),
             }
         }
-        let mut by_name = HashMap::new();
+        let mut by_name = foldhash::HashMap::default();
         let mut wildcards = Vec::new();
         for name in order {
             let members = groups.remove(&name).unwrap_or_default();

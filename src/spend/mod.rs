@@ -4,7 +4,6 @@
 
 mod cost;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -124,7 +123,9 @@ impl SpendCell {
 /// The cells of every key and team this process has seen.
 #[derive(Debug, Default)]
 pub struct SpendLedger {
-    cells: Mutex<HashMap<String, Arc<SpendCell>>>,
+    /// Looked up for every request: foldhash rather than SipHash (the ids are key hashes and
+    /// team ids an administrator created, not client text).
+    cells: Mutex<foldhash::HashMap<String, Arc<SpendCell>>>,
 }
 
 impl SpendLedger {
