@@ -262,7 +262,10 @@ mod tests {
         assert!(!plain.contains("upstream_ms"), "{plain}");
         assert!(plain.contains(" type=\"raw\""), "{plain}");
         assert!(plain.contains("error.sources=[refused]"), "{plain}");
-        assert!(plain.contains("serve{port=4000 host=\"127.0.0.1\"}"), "{plain}");
+        assert!(
+            plain.contains("serve{port=4000 host=\"127.0.0.1\"}"),
+            "{plain}"
+        );
     }
 
     #[test]

@@ -29,15 +29,31 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route the gateway serves.
 pub fn app(state: Arc<AppState>) -> Router {
-    let llm = Router::new()
-        .route("/chat/completions", post(routes::llm::chat_completions))
-        .route("/completions", post(routes::llm::completions))
-        .route("/embeddings", post(routes::llm::embeddings))
-        .route("/models", get(routes::models::list))
-        .route("/models/{*model}", get(routes::models::retrieve));
-    Router::new()
-        .nest("/v1", llm.clone())
-        .merge(llm)
+    let mut router = Router::new();
+    // Each OpenAI route with and without `/v1`, as LiteLLM serves them. Registered twice
+    // rather than nested: a nested router costs every request a second route match, a path
+    // rewrite and more boxed-service clones.
+    for prefix in ["/v1", ""] {
+        router = router
+            .route(
+                &format!("{prefix}/chat/completions"),
+                post(routes::llm::chat_completions),
+            )
+            .route(
+                &format!("{prefix}/completions"),
+                post(routes::llm::completions),
+            )
+            .route(
+                &format!("{prefix}/embeddings"),
+                post(routes::llm::embeddings),
+            )
+            .route(&format!("{prefix}/models"), get(routes::models::list))
+            .route(
+                &format!("{prefix}/models/{{*model}}"),
+                get(routes::models::retrieve),
+            );
+    }
+    router
         .route("/chat/completions/", post(routes::llm::chat_completions))
         .route("/engines/{*model}", post(routes::llm::completions))
         .route("/v1/rag/search", post(routes::rag::search))
