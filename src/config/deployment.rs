@@ -124,6 +124,9 @@ pub struct Deployment {
     pub base_model: Option<String>,
     pub input_cost_per_token: Option<f64>,
     pub output_cost_per_token: Option<f64>,
+    /// What requests are charged at: the configured prices, else the built-in table's for
+    /// `base_model` (else `model`). Resolved here once, not per request.
+    pub prices: crate::spend::ModelPrices,
     pub max_tokens: Option<u64>,
     pub max_input_tokens: Option<u64>,
 }
@@ -264,6 +267,13 @@ pub fn build(
         .clone()
         .unwrap_or_else(|| stable_id(&raw.model_name, value));
     let api_base = params.api_base.map(|b| b.trim_end_matches('/').to_string());
+    let prices = crate::spend::prices_for(
+        info.base_model.as_deref().unwrap_or(&model),
+        Some(&crate::spend::ModelPrices {
+            input_cost_per_token: input_cost,
+            output_cost_per_token: output_cost,
+        }),
+    );
     Ok(Deployment {
         id,
         model_name: raw.model_name,
@@ -298,6 +308,7 @@ pub fn build(
         base_model: info.base_model,
         input_cost_per_token: input_cost,
         output_cost_per_token: output_cost,
+        prices,
         max_tokens: info.max_tokens,
         max_input_tokens: info.max_input_tokens,
     })

@@ -193,6 +193,41 @@ model_list:
 }
 
 #[test]
+fn deployments_are_priced_by_configured_prices_else_by_their_base_model() {
+    let yaml = r#"
+model_list:
+  - model_name: priced
+    litellm_params: {model: openai/gpt-4o, input_cost_per_token: 0.5}
+  - model_name: by-base-model
+    litellm_params: {model: azure/my-deployment}
+    model_info: {base_model: azure/gpt-4o-mini}
+  - model_name: by-model
+    litellm_params: {model: openai/gpt-4o-2024-08-06}
+  - model_name: unknown
+    litellm_params: {model: openai/house-model}
+"#;
+    let c = GatewayConfig::from_yaml_str(yaml, &env(&[("AZURE_API_KEY", "k")])).unwrap();
+    let prices = |name: &str| {
+        c.deployments
+            .iter()
+            .find(|d| d.model_name == name)
+            .unwrap()
+            .prices
+    };
+    assert_eq!(prices("priced").input_cost_per_token, Some(0.5));
+    assert_eq!(prices("priced").output_cost_per_token, None);
+    assert_eq!(
+        prices("by-base-model"),
+        crate::spend::builtin_prices("gpt-4o-mini").unwrap()
+    );
+    assert_eq!(
+        prices("by-model"),
+        crate::spend::builtin_prices("gpt-4o").unwrap()
+    );
+    assert_eq!(prices("unknown"), crate::spend::ModelPrices::default());
+}
+
+#[test]
 fn an_unset_variable_disables_only_its_deployment() {
     let yaml = r#"
 model_list:

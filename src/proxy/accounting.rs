@@ -15,7 +15,7 @@ use crate::keys::KeyService;
 use crate::limits::Admission;
 use crate::providers::{Endpoint, Usage};
 use crate::server::auth::Caller;
-use crate::spend::{self, ModelPrices, SpendRecord};
+use crate::spend::{self, SpendRecord};
 
 const RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
 const CACHE_KEY: HeaderName = HeaderName::from_static("x-litellm-cache-key");
@@ -136,17 +136,8 @@ impl Finish {
             completion_tokens: 0,
             total_tokens: self.estimate,
         });
-        let prices = ModelPrices {
-            input_cost_per_token: deployment.input_cost_per_token,
-            output_cost_per_token: deployment.output_cost_per_token,
-        };
-        let priced_as = deployment
-            .base_model
-            .as_deref()
-            .unwrap_or(&deployment.model);
-        let cost = spend::cost(
-            priced_as,
-            Some(&prices),
+        let cost = spend::cost_at(
+            &deployment.prices,
             usage.prompt_tokens,
             usage.completion_tokens,
         );

@@ -65,6 +65,16 @@ pub fn builtin_prices(model: &str) -> Option<ModelPrices> {
         })
 }
 
+/// The prices a model is charged at: configured prices when either is set, else the built-in
+/// table's for `model`, else none.
+pub fn prices_for(model: &str, configured: Option<&ModelPrices>) -> ModelPrices {
+    configured
+        .filter(|p| p.input_cost_per_token.is_some() || p.output_cost_per_token.is_some())
+        .copied()
+        .or_else(|| builtin_prices(model))
+        .unwrap_or_default()
+}
+
 /// The cost in USD of a request: configured prices when either is set, else the built-in
 /// table for `model`, else 0.
 pub fn cost(
@@ -73,11 +83,15 @@ pub fn cost(
     prompt_tokens: u64,
     completion_tokens: u64,
 ) -> f64 {
-    let prices = configured
-        .filter(|p| p.input_cost_per_token.is_some() || p.output_cost_per_token.is_some())
-        .copied()
-        .or_else(|| builtin_prices(model))
-        .unwrap_or_default();
+    cost_at(
+        &prices_for(model, configured),
+        prompt_tokens,
+        completion_tokens,
+    )
+}
+
+/// The cost in USD of a request at known prices (see [`prices_for`]).
+pub fn cost_at(prices: &ModelPrices, prompt_tokens: u64, completion_tokens: u64) -> f64 {
     // Token counts fit f64 exactly far beyond any real request.
     #[allow(clippy::cast_precision_loss)]
     let (prompt, completion) = (prompt_tokens as f64, completion_tokens as f64);

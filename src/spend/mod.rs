@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-pub use cost::{ModelPrices, builtin_prices, cost};
+pub use cost::{ModelPrices, builtin_prices, cost, cost_at, prices_for};
 
 use crate::keys::{KeyError, KeyStore};
 
