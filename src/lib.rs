@@ -11,7 +11,7 @@ pub mod health;
 pub mod keys;
 pub mod lifecycle;
 pub mod limits;
-pub mod log_fields;
+pub mod log_format;
 pub mod log_writer;
 pub mod metrics;
 pub mod providers;

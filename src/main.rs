@@ -11,7 +11,7 @@ use clap::Parser;
 use hx_gateway::cli::{Cli, Command, RagCommand};
 use hx_gateway::config::{EnvSource, ProcessEnv, env::parse_env_file};
 use hx_gateway::lifecycle::{self, ConfigSource};
-use hx_gateway::log_fields::PlainFields;
+use hx_gateway::log_format::{PlainFields, UtcTime};
 use hx_gateway::log_writer::{BatchedWriter, FlushGuard};
 
 /// mimalloc instead of glibc's malloc: the request path allocates many small, short-lived
@@ -153,6 +153,7 @@ fn init_logging(env: &dyn EnvSource, json_flag: bool) -> FlushGuard<std::io::Std
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
+        .with_timer(UtcTime)
         .with_writer(writer);
     if json {
         builder.json().flatten_event(true).init();

@@ -1086,9 +1086,7 @@ async fn write_spend_sqlite(lite: &SqliteStore, records: &[SpendRecord]) -> Resu
             chunk.iter().collect()
         } else {
             savepoint.rollback().await?;
-            let rows = sqlite_spend_insert(chunk, true)
-                .fetch_all(&mut *tx)
-                .await?;
+            let rows = sqlite_spend_insert(chunk, true).fetch_all(&mut *tx).await?;
             let mut returned: HashSet<String> = rows
                 .iter()
                 .map(|row| row.try_get::<String, _>(0))

@@ -58,7 +58,7 @@ impl Anthropic {
 
     pub async fn call(
         &self,
-        mut request: UpstreamRequest<'_>,
+        request: UpstreamRequest<'_>,
     ) -> Result<ProviderResponse, ProviderError> {
         let model = request.deployment.upstream_model(request.requested_model);
         if request.endpoint == Endpoint::Embedding {
@@ -70,7 +70,7 @@ impl Anthropic {
                 "model",
             )));
         }
-        let mut body = native::take_body(&mut request);
+        let mut body = native::take_body(&request);
         if request.endpoint == Endpoint::Completion {
             native::prompt_to_messages(&mut body)?;
         }

@@ -67,10 +67,10 @@ impl Gemini {
 
     pub async fn call(
         &self,
-        mut request: UpstreamRequest<'_>,
+        request: UpstreamRequest<'_>,
     ) -> Result<ProviderResponse, ProviderError> {
         let model = request.deployment.upstream_model(request.requested_model);
-        let mut body = native::take_body(&mut request);
+        let mut body = native::take_body(&request);
         if request.endpoint == Endpoint::Embedding {
             check_params(&mut body, request.drop_params, PROVIDER, &model, |n, v| {
                 native::embedding_accepts(n, v, true)

@@ -70,8 +70,9 @@ pub struct Usage {
 pub struct UpstreamRequest<'a> {
     pub endpoint: Endpoint,
     pub deployment: &'a Deployment,
-    /// The client's body; the provider rewrites `model` and translates the rest.
-    pub body: Map<String, Value>,
+    /// The client's body, shared by every attempt; the provider rewrites `model` and
+    /// translates the rest into a document of its own.
+    pub body: &'a Map<String, Value>,
     /// The name the client asked for (wildcard deployments pass it through).
     pub requested_model: &'a str,
     pub stream: bool,
@@ -277,20 +278,6 @@ impl Provider {
             Provider::Local(p) => p.call(request).await,
         }
     }
-}
-
-/// Applies a deployment's default parameters and its model name to a client body. Takes the
-/// body out of the request: the router hands each attempt its own copy.
-pub fn prepare_body(request: &mut UpstreamRequest<'_>) -> Map<String, Value> {
-    let mut body = std::mem::take(&mut request.body);
-    for (k, v) in &request.deployment.default_params {
-        body.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-    body.insert(
-        "model".into(),
-        Value::String(request.deployment.upstream_model(request.requested_model)),
-    );
-    body
 }
 
 /// Parses `retry-after` (seconds or an HTTP date; only seconds are honoured).

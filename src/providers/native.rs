@@ -59,10 +59,10 @@ const OPENAI_PARAMS: &[&str] = &[
     "best_of",
 ];
 
-/// The client's body with the deployment's default parameters filled in. The body is moved,
-/// not copied: translating providers build a new document from it anyway.
-pub fn take_body(request: &mut UpstreamRequest<'_>) -> Map<String, Value> {
-    let mut body = std::mem::take(&mut request.body);
+/// A copy of the client's body with the deployment's default parameters filled in, for a
+/// translating provider to rework.
+pub fn take_body(request: &UpstreamRequest<'_>) -> Map<String, Value> {
+    let mut body = request.body.clone();
     for (k, v) in &request.deployment.default_params {
         if !body.contains_key(k) {
             body.insert(k.clone(), v.clone());

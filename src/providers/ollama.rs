@@ -84,10 +84,10 @@ impl Ollama {
 
     pub async fn call(
         &self,
-        mut request: UpstreamRequest<'_>,
+        request: UpstreamRequest<'_>,
     ) -> Result<ProviderResponse, ProviderError> {
         let model = request.deployment.upstream_model(request.requested_model);
-        let mut body = native::take_body(&mut request);
+        let mut body = native::take_body(&request);
         let provider = self.name();
         if request.endpoint == Endpoint::Embedding {
             check_params(&mut body, request.drop_params, provider, &model, |n, v| {

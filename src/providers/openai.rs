@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use serde_json::{Map, Value, json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
 
 use super::transport::{self, UpstreamUrl};
 use super::{
     Endpoint, ProviderError, ProviderResponse, ProviderUnavailable, UpstreamRequest,
-    parse_retry_after, prepare_body, sse, usage_of,
+    parse_retry_after, sse, usage_of,
 };
 use crate::config::Deployment;
 use crate::secret::scrub;
@@ -131,17 +132,10 @@ pub async fn exchange(
     http: &reqwest::Client,
     url: &UpstreamUrl,
     headers: &HeaderMap,
-    mut request: UpstreamRequest<'_>,
+    request: UpstreamRequest<'_>,
     secret: Option<&str>,
 ) -> Result<ProviderResponse, ProviderError> {
-    let mut body = prepare_body(&mut request);
-    let asked_usage = request.stream && request.want_stream_usage && wants_usage_added(&body);
-    if request.stream {
-        body.insert("stream".into(), Value::Bool(true));
-        if asked_usage {
-            add_include_usage(&mut body);
-        }
-    }
+    let mut body = WireBody::new(&request);
     let result = send(http, url, headers, &body, &request, secret).await;
     match result {
         // An upstream that does not know `stream_options` is asked again without it; usage
@@ -150,30 +144,135 @@ pub async fn exchange(
             status: 400 | 422,
             body: ref answer,
             ..
-        }) if asked_usage && String::from_utf8_lossy(answer).contains("stream_options") => {
-            body.remove("stream_options");
+        }) if body.stream_options == StreamOptions::AddIncludeUsage
+            && String::from_utf8_lossy(answer).contains("stream_options") =>
+        {
+            body.stream_options = StreamOptions::Omit;
             send(http, url, headers, &body, &request, secret).await
         }
         other => other,
     }
 }
 
-fn wants_usage_added(body: &Map<String, Value>) -> bool {
-    !matches!(
-        body.get("stream_options")
-            .and_then(|o| o.get("include_usage")),
-        Some(Value::Bool(true))
-    )
+/// What the upstream body carries as `stream_options`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamOptions {
+    /// The client's (or the deployment's default), unchanged.
+    AsSent,
+    /// With `include_usage: true`, so the stream ends with the usage spend is charged on.
+    AddIncludeUsage,
+    /// None (the upstream rejected the field).
+    Omit,
 }
 
-fn add_include_usage(body: &mut Map<String, Value>) {
-    match body.get_mut("stream_options") {
-        Some(Value::Object(options)) => {
-            options.insert("include_usage".into(), Value::Bool(true));
+/// The body sent upstream: the client's fields in their order with `model` renamed, then the
+/// deployment's default parameters the client did not set; for a stream `stream: true` and,
+/// when the gateway wants usage, `stream_options.include_usage`.
+///
+/// Written from the client's document in place rather than from an edited copy: copying the
+/// document for every attempt (the router keeps the original for retries) cost about as much
+/// as writing it out.
+struct WireBody<'a> {
+    body: &'a Map<String, Value>,
+    defaults: &'a Map<String, Value>,
+    model: String,
+    stream: bool,
+    stream_options: StreamOptions,
+}
+
+impl<'a> WireBody<'a> {
+    fn new(request: &UpstreamRequest<'a>) -> Self {
+        let mut wire = WireBody {
+            body: request.body,
+            defaults: &request.deployment.default_params,
+            model: request.deployment.upstream_model(request.requested_model),
+            stream: request.stream,
+            stream_options: StreamOptions::AsSent,
+        };
+        let include_usage = wire
+            .field("stream_options")
+            .and_then(|o| o.get("include_usage"));
+        if request.stream
+            && request.want_stream_usage
+            && !matches!(include_usage, Some(Value::Bool(true)))
+        {
+            wire.stream_options = StreamOptions::AddIncludeUsage;
         }
-        _ => {
-            body.insert("stream_options".into(), json!({"include_usage": true}));
+        wire
+    }
+
+    /// A field as the upstream would see it before the gateway's own changes.
+    fn field(&self, name: &str) -> Option<&'a Value> {
+        self.body.get(name).or_else(|| self.defaults.get(name))
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.field(name).is_some()
+    }
+
+    fn entry<M: SerializeMap>(
+        &self,
+        map: &mut M,
+        name: &str,
+        value: &Value,
+    ) -> Result<(), M::Error> {
+        match name {
+            "model" => map.serialize_entry(name, &self.model),
+            "stream" if self.stream => map.serialize_entry(name, &true),
+            "stream_options" => match self.stream_options {
+                StreamOptions::AsSent => map.serialize_entry(name, value),
+                StreamOptions::Omit => Ok(()),
+                StreamOptions::AddIncludeUsage => {
+                    map.serialize_entry(name, &WithIncludeUsage(value.as_object()))
+                }
+            },
+            _ => map.serialize_entry(name, value),
         }
+    }
+}
+
+impl Serialize for WireBody<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for (name, value) in self.body {
+            self.entry(&mut map, name, value)?;
+        }
+        for (name, value) in self.defaults {
+            if !self.body.contains_key(name) {
+                self.entry(&mut map, name, value)?;
+            }
+        }
+        if !self.has("model") {
+            map.serialize_entry("model", &self.model)?;
+        }
+        if self.stream && !self.has("stream") {
+            map.serialize_entry("stream", &true)?;
+        }
+        if self.stream_options == StreamOptions::AddIncludeUsage && !self.has("stream_options") {
+            map.serialize_entry("stream_options", &WithIncludeUsage(None))?;
+        }
+        map.end()
+    }
+}
+
+/// A `stream_options` object with `include_usage: true` (in place when the object has it).
+struct WithIncludeUsage<'a>(Option<&'a Map<String, Value>>);
+
+impl Serialize for WithIncludeUsage<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        let options = self.0.into_iter().flatten();
+        for (name, value) in options {
+            if name == "include_usage" {
+                map.serialize_entry(name, &true)?;
+            } else {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        if !self.0.is_some_and(|o| o.contains_key("include_usage")) {
+            map.serialize_entry("include_usage", &true)?;
+        }
+        map.end()
     }
 }
 
@@ -181,7 +280,7 @@ async fn send(
     http: &reqwest::Client,
     url: &UpstreamUrl,
     headers: &HeaderMap,
-    body: &Map<String, Value>,
+    body: &WireBody<'_>,
     request: &UpstreamRequest<'_>,
     secret: Option<&str>,
 ) -> Result<ProviderResponse, ProviderError> {
@@ -209,4 +308,115 @@ async fn send(
     let body = response.bytes(timeout, secret).await?;
     let usage = usage_of(&body);
     Ok(ProviderResponse::Complete { body, usage })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::collections::HashMap;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::GatewayConfig;
+
+    fn deployment(params: &str) -> Deployment {
+        let yaml = format!(
+            "model_list:\n  - model_name: group\n    litellm_params: {{model: openai/upstream-name{params}}}\n"
+        );
+        let config = GatewayConfig::from_yaml_str(&yaml, &HashMap::new()).unwrap();
+        Deployment::clone(&config.deployments[0])
+    }
+
+    /// The body as an edited copy of the client's, as it was built before `WireBody`.
+    fn edited_copy(request: &UpstreamRequest<'_>) -> String {
+        let mut body = request.body.clone();
+        for (k, v) in &request.deployment.default_params {
+            body.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        body.insert(
+            "model".into(),
+            Value::String(request.deployment.upstream_model(request.requested_model)),
+        );
+        let has_usage = matches!(
+            body.get("stream_options")
+                .and_then(|o| o.get("include_usage")),
+            Some(Value::Bool(true))
+        );
+        if request.stream {
+            body.insert("stream".into(), Value::Bool(true));
+            if request.want_stream_usage && !has_usage {
+                match body.get_mut("stream_options") {
+                    Some(Value::Object(o)) => {
+                        o.insert("include_usage".into(), Value::Bool(true));
+                    }
+                    _ => {
+                        body.insert("stream_options".into(), json!({"include_usage": true}));
+                    }
+                }
+            }
+        }
+        serde_json::to_string(&body).unwrap()
+    }
+
+    #[test]
+    fn the_wire_body_is_the_clients_with_the_gateways_changes_in_the_same_order() {
+        let plain = deployment("");
+        let defaults = deployment(", temperature: 0.2, max_tokens: 64");
+        let bodies = [
+            json!({"model": "group", "messages": [{"role": "user", "content": "hi"}], "x-vendor": {"a": 1}}),
+            json!({"messages": [], "model": "group", "temperature": 1.0, "stream": true}),
+            json!({"model": "group", "stream": true, "stream_options": {"include_usage": false, "extra": 1}}),
+            json!({"model": "group", "stream": true, "stream_options": {"include_usage": true}}),
+            json!({"model": "group", "stream": true, "stream_options": null}),
+            json!({"model": "group", "stream": false, "stream_options": {"include_usage": false}}),
+        ];
+        for deployment in [&plain, &defaults] {
+            for body in &bodies {
+                let body = body.as_object().unwrap();
+                for want_stream_usage in [true, false] {
+                    let request = UpstreamRequest {
+                        endpoint: Endpoint::Chat,
+                        deployment,
+                        body,
+                        requested_model: "group",
+                        stream: body.get("stream") == Some(&Value::Bool(true)),
+                        timeout: None,
+                        want_stream_usage,
+                        drop_params: false,
+                    };
+                    let wire = serde_json::to_string(&WireBody::new(&request)).unwrap();
+                    assert_eq!(wire, edited_copy(&request), "{body:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_asks_for_usage_unless_told_to_leave_stream_options_out() {
+        let deployment = deployment("");
+        let body =
+            json!({"model": "group", "stream": true, "messages": [], "stream_options": {"x": 1}});
+        let request = UpstreamRequest {
+            endpoint: Endpoint::Chat,
+            deployment: &deployment,
+            body: body.as_object().unwrap(),
+            requested_model: "group",
+            stream: true,
+            timeout: None,
+            want_stream_usage: true,
+            drop_params: false,
+        };
+        let mut wire = WireBody::new(&request);
+        assert_eq!(
+            serde_json::to_value(&wire).unwrap(),
+            json!({"model": "upstream-name", "stream": true, "messages": [],
+                   "stream_options": {"x": 1, "include_usage": true}})
+        );
+        wire.stream_options = StreamOptions::Omit;
+        assert_eq!(
+            serde_json::to_value(&wire).unwrap(),
+            json!({"model": "upstream-name", "stream": true, "messages": []})
+        );
+    }
 }

@@ -472,7 +472,7 @@ impl Router {
         let upstream = UpstreamRequest {
             endpoint: request.endpoint,
             deployment: d,
-            body: request.body.clone(),
+            body: &request.body,
             requested_model: model,
             stream: request.stream,
             timeout,
