@@ -22,7 +22,7 @@ impl Mock {
         request: UpstreamRequest<'_>,
     ) -> Result<ProviderResponse, ProviderError> {
         let model = request.deployment.upstream_model(request.requested_model);
-        let prompt_tokens = estimate_prompt_tokens(&request.body);
+        let prompt_tokens = estimate_prompt_tokens(request.body);
         let completion_tokens = rough_tokens(&self.text);
         let usage = Usage {
             prompt_tokens,
