@@ -36,30 +36,36 @@ thread_local! {
 }
 
 fn write_timestamp(w: &mut dyn Write, time: std::time::SystemTime) -> fmt::Result {
-    let since_epoch = chrono::DateTime::<chrono::Utc>::from(time);
-    let second = since_epoch.timestamp();
-    let micros = since_epoch.timestamp_subsec_micros();
-    LAST_SECOND.with(|last| {
-        let mut last = last.borrow_mut();
+    let time = chrono::DateTime::<chrono::Utc>::from(time);
+    let micros = time.timestamp_subsec_micros();
+    if micros >= 1_000_000 {
+        // A leap second (chrono's way of showing one), never seen from the system clock.
+        return write!(w, "{}", time.format("%Y-%m-%dT%H:%M:%S%.6fZ"));
+    }
+    let second = time.timestamp();
+    // Without the cache (a line logged while the thread is being torn down, or from inside
+    // this function) the text is formatted in full.
+    let cached = LAST_SECOND.try_with(|last| {
+        let mut last = last.try_borrow_mut().ok()?;
         if last.0 != second {
             last.1.clear();
-            write!(last.1, "{}", since_epoch.format("%Y-%m-%dT%H:%M:%S"))?;
+            write!(last.1, "{}", time.format("%Y-%m-%dT%H:%M:%S")).ok()?;
             last.0 = second;
         }
-        w.write_str(&last.1)?;
-        if micros >= 1_000_000 {
-            // A leap second (chrono's way of showing one), never seen from the system clock.
-            return write!(w, ".{micros:06}Z");
-        }
-        let mut fraction = *b".000000Z";
-        let mut rest = micros;
-        for digit in fraction[1..7].iter_mut().rev() {
-            // A decimal digit: always ASCII.
-            *digit = b'0' + u8::try_from(rest % 10).unwrap_or(0);
-            rest /= 10;
-        }
-        w.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
-    })
+        Some(w.write_str(&last.1))
+    });
+    match cached {
+        Ok(Some(written)) => written?,
+        _ => write!(w, "{}", time.format("%Y-%m-%dT%H:%M:%S"))?,
+    }
+    let mut fraction = *b".000000Z";
+    let mut rest = micros;
+    for digit in fraction[1..7].iter_mut().rev() {
+        // `rest % 10` is a decimal digit: the conversion cannot fail.
+        *digit = b'0' + u8::try_from(rest % 10).unwrap_or(0);
+        rest /= 10;
+    }
+    w.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
 }
 
 /// The field formatter for plain (colourless) text lines.

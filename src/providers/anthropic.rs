@@ -70,7 +70,7 @@ impl Anthropic {
                 "model",
             )));
         }
-        let mut body = native::take_body(&request);
+        let mut body = native::body_with_defaults(&request);
         if request.endpoint == Endpoint::Completion {
             native::prompt_to_messages(&mut body)?;
         }

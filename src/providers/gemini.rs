@@ -70,7 +70,7 @@ impl Gemini {
         request: UpstreamRequest<'_>,
     ) -> Result<ProviderResponse, ProviderError> {
         let model = request.deployment.upstream_model(request.requested_model);
-        let mut body = native::take_body(&request);
+        let mut body = native::body_with_defaults(&request);
         if request.endpoint == Endpoint::Embedding {
             check_params(&mut body, request.drop_params, PROVIDER, &model, |n, v| {
                 native::embedding_accepts(n, v, true)

@@ -61,7 +61,7 @@ const OPENAI_PARAMS: &[&str] = &[
 
 /// A copy of the client's body with the deployment's default parameters filled in, for a
 /// translating provider to rework.
-pub fn take_body(request: &UpstreamRequest<'_>) -> Map<String, Value> {
+pub fn body_with_defaults(request: &UpstreamRequest<'_>) -> Map<String, Value> {
     let mut body = request.body.clone();
     for (k, v) in &request.deployment.default_params {
         if !body.contains_key(k) {

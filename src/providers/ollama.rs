@@ -87,7 +87,7 @@ impl Ollama {
         request: UpstreamRequest<'_>,
     ) -> Result<ProviderResponse, ProviderError> {
         let model = request.deployment.upstream_model(request.requested_model);
-        let mut body = native::take_body(&request);
+        let mut body = native::body_with_defaults(&request);
         let provider = self.name();
         if request.endpoint == Endpoint::Embedding {
             check_params(&mut body, request.drop_params, provider, &model, |n, v| {
