@@ -225,15 +225,15 @@ impl Write for EscapingWriter<'_, '_> {
     }
 }
 
+/// For tests of what gets logged: a writer that keeps everything a subscriber writes.
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+pub(crate) mod capture {
+    #![allow(clippy::unwrap_used)]
     use std::sync::{Arc, Mutex};
 
-    use super::*;
-
+    /// Clones share one buffer: give a clone to the subscriber, read the original.
     #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Captured(pub(crate) Arc<Mutex<Vec<u8>>>);
 
     impl std::io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -244,6 +244,13 @@ mod tests {
             Ok(())
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::capture::Captured;
+    use super::*;
 
     #[derive(Debug)]
     struct Failure(&'static str, Option<Box<Failure>>);

@@ -122,10 +122,9 @@ pub struct Deployment {
     pub default_params: Map<String, Value>,
     pub mode: Option<Mode>,
     pub base_model: Option<String>,
-    pub input_cost_per_token: Option<f64>,
-    pub output_cost_per_token: Option<f64>,
-    /// What requests are charged at: the configured prices, else the built-in table's for
-    /// `base_model` (else `model`). Resolved here once, not per request.
+    /// What requests are charged at: the configured `input_cost_per_token` /
+    /// `output_cost_per_token`, else the built-in table's for `base_model` (else `model`).
+    /// Resolved here once, not per request.
     pub prices: crate::spend::ModelPrices,
     pub max_tokens: Option<u64>,
     pub max_input_tokens: Option<u64>,
@@ -306,8 +305,6 @@ pub fn build(
         default_params,
         mode,
         base_model: info.base_model,
-        input_cost_per_token: input_cost,
-        output_cost_per_token: output_cost,
         prices,
         max_tokens: info.max_tokens,
         max_input_tokens: info.max_input_tokens,

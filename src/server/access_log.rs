@@ -152,27 +152,12 @@ pub async fn log_request(request: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use std::sync::{Arc, Mutex};
-
     use axum::Router;
     use axum::routing::get;
     use tower::ServiceExt;
 
     use super::*;
-
-    /// Collects what the subscriber writes.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::log_format::capture::Captured;
 
     #[tokio::test]
     async fn the_line_carries_the_key_alias_and_durations_but_never_the_key() {
