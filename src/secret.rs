@@ -48,8 +48,27 @@ pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-/// A URL with any password (and any `api_key`-like query value) replaced by `***`, for logs,
-/// errors and health output.
+/// Parameter names whose values are secrets, in URL query strings (`?password=`) and
+/// libpq key/value strings (`host=db password=...`). Compared case-insensitively.
+const SECRET_PARAMS: &[&str] = &[
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "sslpassword",
+    "secret",
+    "token",
+    "access_token",
+    "api_key",
+    "apikey",
+    "api-key",
+    "key",
+];
+
+/// A URL or connection string with every password replaced by `***`, for logs, errors and
+/// health output: the userinfo password (`scheme://user:***@host`), secret query parameters
+/// (`?password=***`, `&api_key=***`) and libpq key/value pairs (`password=***`, quoted or
+/// not).
 pub fn redact_url(url: &str) -> String {
     let mut out = url.to_string();
     if let Some(scheme_end) = out.find("://") {
@@ -66,6 +85,70 @@ pub fn redact_url(url: &str) -> String {
             out.replace_range(rest_start..rest_start + at, &redacted);
         }
     }
+    redact_params(&out)
+}
+
+/// Replaces the value of every `name=value` whose name is in [`SECRET_PARAMS`]. A name starts
+/// the text or follows a space, `?`, `&` or `;`; spaces may surround `=` (libpq allows them);
+/// a value ends at whitespace, `&`, `#` or `;`, or, when it opens with a quote, at the
+/// matching unescaped quote. Written by hand: no URL crate parses libpq's key/value form.
+fn redact_params(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let at_boundary = i == 0 || matches!(bytes[i - 1], b' ' | b'?' | b'&' | b';' | b'\t');
+        if !at_boundary {
+            i += 1;
+            continue;
+        }
+        let name_end = text[i..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .map_or(text.len(), |n| i + n);
+        let name = &text[i..name_end];
+        let mut j = name_end;
+        while j < bytes.len() && bytes[j] == b' ' {
+            j += 1;
+        }
+        let is_secret = !name.is_empty()
+            && j < bytes.len()
+            && bytes[j] == b'='
+            && SECRET_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name));
+        if !is_secret {
+            i = name_end.max(i + 1);
+            continue;
+        }
+        j += 1;
+        while j < bytes.len() && bytes[j] == b' ' {
+            j += 1;
+        }
+        let value_end = if j < bytes.len() && (bytes[j] == b'\'' || bytes[j] == b'"') {
+            let quote = char::from(bytes[j]);
+            let mut end = text.len();
+            let mut escaped = false;
+            for (offset, c) in text[j + 1..].char_indices() {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == quote {
+                    end = j + 1 + offset + 1;
+                    break;
+                }
+            }
+            end
+        } else {
+            text[j..]
+                .find(|c: char| c.is_whitespace() || matches!(c, '&' | '#' | ';'))
+                .map_or(text.len(), |n| j + n)
+        };
+        out.push_str(&text[copied..j]);
+        out.push_str("***");
+        copied = value_end;
+        i = value_end.max(j + 1);
+    }
+    out.push_str(&text[copied.min(text.len())..]);
     out
 }
 
@@ -79,9 +162,10 @@ pub fn scrub(text: &str, secrets: &[&str]) -> String {
     out
 }
 
-/// Redacts passwords of every URL found in a free text.
+/// Redacts passwords of every URL and every `password=` pair found in a free text.
 fn redact_url_all(text: &str) -> String {
-    text.split(' ')
+    let urls = text
+        .split(' ')
         .map(|word| {
             if word.contains("://") && word.contains('@') {
                 redact_url(word)
@@ -90,7 +174,8 @@ fn redact_url_all(text: &str) -> String {
             }
         })
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    redact_params(&urls)
 }
 
 #[cfg(test)]
@@ -114,6 +199,43 @@ mod tests {
                 &["sk-abcdef"]
             ),
             "failed: redis://:***@cache:6379 with ***"
+        );
+    }
+
+    #[test]
+    fn database_url_passwords_are_redacted_in_every_form() {
+        for (url, shown) in [
+            (
+                "postgresql://db:5432/gw?user=gw&password=hunter2xyz",
+                "postgresql://db:5432/gw?user=gw&password=***",
+            ),
+            (
+                "postgres://db/gw?sslmode=require&PASSWORD=hunter2xyz#x",
+                "postgres://db/gw?sslmode=require&PASSWORD=***#x",
+            ),
+            (
+                "host=db port=5432 password=hunter2xyz dbname=gw",
+                "host=db port=5432 password=*** dbname=gw",
+            ),
+            (
+                "host=db password = 'hunter 2xyz' user=gw",
+                "host=db password = *** user=gw",
+            ),
+            (
+                "postgresql://gw:hunter2xyz@db/gw?sslpassword=hunter2xyz",
+                "postgresql://gw:***@db/gw?sslpassword=***",
+            ),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+            let said = scrub(&format!("cannot connect to {url}: refused"), &[]);
+            assert!(!said.contains("hunter"), "{said}");
+        }
+        // Names that only end like a secret one are left alone.
+        assert_eq!(redact_url("http://h/?monkey=1"), "http://h/?monkey=1");
+        assert_eq!(redact_url("http://h/?keyboard=1"), "http://h/?keyboard=1");
+        assert_eq!(
+            redact_url("host=é password='pä\\'ss' x=ü"),
+            "host=é password=*** x=ü"
         );
     }
 

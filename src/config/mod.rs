@@ -42,6 +42,9 @@ pub struct DisabledDeployment {
     pub reason: String,
 }
 
+/// The default of `rag_settings.max_collections`.
+pub const DEFAULT_MAX_COLLECTIONS: usize = 100;
+
 /// Where the vector store lives and which model embeds for it.
 #[derive(Debug, Clone)]
 pub struct RagConfig {
@@ -50,6 +53,8 @@ pub struct RagConfig {
     pub collection: String,
     pub embedding_model: String,
     pub data_dir: PathBuf,
+    /// `rag_settings.max_collections` (default 100): no upsert creates more.
+    pub max_collections: usize,
 }
 
 /// The router's behaviour, merged from `router_settings` and `litellm_settings`.
@@ -67,6 +72,9 @@ pub struct RoutingConfig {
     pub default_fallbacks: Vec<String>,
     pub drop_params: bool,
     pub enforce_model_rate_limits: bool,
+    /// `general_settings.enforce_fallback_model_access`: config fallbacks are checked against
+    /// the key's models like request fallbacks (off: the operator's choice, as in LiteLLM).
+    pub enforce_fallback_model_access: bool,
 }
 
 /// `router_settings.routing_strategy`.
@@ -184,7 +192,9 @@ impl GatewayConfig {
         let (deployments, disabled) =
             build_deployments(root.remove("model_list"), &env, &mut ignored)?;
 
-        let routing = routing_config(&litellm, &router)?;
+        let mut routing = routing_config(&litellm, &router)?;
+        routing.enforce_fallback_model_access =
+            general.enforce_fallback_model_access.unwrap_or(false);
         let secret = |v: Option<String>| v.filter(|s| !s.is_empty()).map(Secret::new);
         let master_key = secret(env.var("LITELLM_MASTER_KEY").or(general.master_key.clone()));
         let database_url = secret(env.var("DATABASE_URL").or(general.database_url.clone()));
@@ -209,6 +219,9 @@ impl GatewayConfig {
                 .or(rag_settings.embedding_model.clone())
                 .unwrap_or_else(|| "emb-premium".into()),
             data_dir: data_dir.clone(),
+            max_collections: rag_settings
+                .max_collections
+                .map_or(DEFAULT_MAX_COLLECTIONS, |n| n as usize),
         };
         let max_mb = general.max_request_size_mb.unwrap_or(16.0);
         if !(max_mb.is_finite() && max_mb > 0.0) {
@@ -355,6 +368,7 @@ fn routing_config(
             .iter()
             .flatten()
             .any(|c| c == "enforce_model_rate_limits"),
+        enforce_fallback_model_access: false,
     })
 }
 

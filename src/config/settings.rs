@@ -90,6 +90,10 @@ pub struct GeneralSettings {
     pub database_connection_pool_limit: Option<u32>,
     #[serde(default, deserialize_with = "flex::opt_bool")]
     pub require_auth_for_metrics_endpoint: Option<bool>,
+    /// Check config-defined fallbacks against the key's models too (LiteLLM's
+    /// `enforce_fallback_model_access`); request fallbacks are always checked.
+    #[serde(default, deserialize_with = "flex::opt_bool")]
+    pub enforce_fallback_model_access: Option<bool>,
 }
 
 /// `rag_settings` (HX's own section; the environment wins over it).
@@ -105,6 +109,9 @@ pub struct RagSettings {
     pub embedding_model: Option<String>,
     #[serde(default)]
     pub data_dir: Option<String>,
+    /// The most collections upserts may create (HX's own; default 100).
+    #[serde(default, deserialize_with = "flex::opt_u32")]
+    pub max_collections: Option<u32>,
 }
 
 /// One `model_list` entry as written.

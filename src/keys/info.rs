@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::duration::parse_duration;
 use super::error::KeyError;
 use super::store::{KeyRecord, TeamRecord};
-use crate::spend::SpendCell;
+use crate::spend::{BudgetClaim, SpendCell};
 
 /// LiteLLM's values in `models` that allow every model of the proxy.
 const ALL_MODELS: &[&str] = &["*", "all-proxy-models"];
@@ -238,6 +238,31 @@ impl KeyInfo {
             }
         }
         Ok(())
+    }
+
+    /// The budgets a request of this key counts against (its own, its team's), for the
+    /// reservation made before the upstream call. Unverified keys have none.
+    pub fn budget_claims(&self) -> Vec<BudgetClaim> {
+        let mut out = Vec::new();
+        if let Some(max) = self.max_budget {
+            out.push(BudgetClaim {
+                scope: format!("key:{}", self.token),
+                label: String::new(),
+                spend: self.spend(),
+                max_budget: max,
+            });
+        }
+        if let Some(team) = &self.team
+            && let Some(max) = team.max_budget
+        {
+            out.push(BudgetClaim {
+                scope: format!("team:{}", team.team_id),
+                label: format!("Team={} ", team.team_id),
+                spend: team.spend(),
+                max_budget: max,
+            });
+        }
+        out
     }
 
     /// True when a budget period of the key or its team has ended, so the cached copy must be

@@ -151,6 +151,31 @@ fn check_non_negative_i64(value: Option<i64>, field: &str) -> Result<(), KeyErro
     }
 }
 
+/// Metadata the gateway reads itself must have its shape: `rag_namespaces` a list of
+/// strings (anything else would deny the key every RAG route), `rag_create_collections` a
+/// boolean.
+fn check_metadata(metadata: &Map<String, Value>) -> Result<(), KeyError> {
+    if let Some(value) = metadata.get("rag_namespaces")
+        && !value
+            .as_array()
+            .is_some_and(|items| items.iter().all(Value::is_string))
+    {
+        return Err(KeyError::invalid(
+            "'metadata.rag_namespaces' must be a list of strings",
+            "metadata.rag_namespaces",
+        ));
+    }
+    if let Some(value) = metadata.get("rag_create_collections")
+        && !value.is_boolean()
+    {
+        return Err(KeyError::invalid(
+            "'metadata.rag_create_collections' must be a boolean",
+            "metadata.rag_create_collections",
+        ));
+    }
+    Ok(())
+}
+
 fn check_models(models: &[String]) -> Result<(), KeyError> {
     if models.iter().any(|m| m.trim().is_empty()) {
         return Err(KeyError::invalid(
@@ -438,6 +463,9 @@ impl KeyService {
             None => None,
             Some(text) => Some(add(now, parse_field_duration(text, "budget_duration")?)?),
         };
+        if let Some(metadata) = &request.metadata {
+            check_metadata(metadata)?;
+        }
         if let Some(alias) = &request.key_alias {
             self.check_alias_free(alias, None).await?;
         }
@@ -541,6 +569,9 @@ impl KeyService {
             record.max_parallel_requests = parallel;
         }
         if let Some(metadata) = request.metadata {
+            if let Some(metadata) = &metadata {
+                check_metadata(metadata)?;
+            }
             record.metadata = Value::Object(metadata.unwrap_or_default());
         }
         if let Some(user_id) = request.user_id {

@@ -15,7 +15,7 @@ use crate::keys::KeyService;
 use crate::limits::Admission;
 use crate::providers::{Endpoint, Usage};
 use crate::server::auth::Caller;
-use crate::spend::{self, SpendRecord};
+use crate::spend::{self, BudgetHold, SpendRecord};
 
 const RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
 const CACHE_KEY: HeaderName = HeaderName::from_static("x-litellm-cache-key");
@@ -35,6 +35,9 @@ pub struct Finish {
     pub estimate: u64,
     /// Where spend goes (absent for unauthenticated use).
     pub spend: Option<SpendSink>,
+    /// The estimated cost held against the caller's budgets; released once the real cost is
+    /// in the spend (or when the request ends without an answer).
+    pub budget: BudgetHold,
 }
 
 /// Who pays for a request, and where the record is written.
@@ -151,6 +154,7 @@ impl Finish {
             cache,
             estimate: _,
             spend,
+            budget,
         } = self;
         if let Some(sink) = spend {
             sink.record(
@@ -162,6 +166,8 @@ impl Finish {
                 false,
             );
         }
+        // Only now that the cost is in the spend: in between, neither would count.
+        drop(budget);
         let key_spend = caller.key().map(|k| k.spend());
         let cache = cache.filter(|_| body.is_some());
         // Most requests run under no limit and no cache: no task to spawn for them.

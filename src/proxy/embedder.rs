@@ -44,6 +44,15 @@ impl RouterEmbedder<'_> {
             runtime.master_key_hash.as_deref(),
             &body,
         );
+        let budget = super::budget::hold(
+            self.state,
+            self.caller,
+            &runtime.router,
+            Endpoint::Embedding,
+            std::iter::once(model.as_str()),
+            &body,
+        )
+        .await?;
         let admission = self
             .state
             .limiter
@@ -60,6 +69,8 @@ impl RouterEmbedder<'_> {
                 stream: false,
                 want_stream_usage: false,
                 fallbacks: Vec::new(),
+                context_window_fallbacks: Vec::new(),
+                access: &|model: &str| self.caller.check_model(model),
                 deployment_limits: runtime
                     .router
                     .routing()
@@ -82,6 +93,7 @@ impl RouterEmbedder<'_> {
             cache: None,
             estimate,
             spend,
+            budget,
         };
         finish.complete(&routed.member.deployment, &routed.model_group, usage, None);
         metrics::histogram!("hx_rag_embedding_seconds").record(started.elapsed().as_secs_f64());

@@ -2,6 +2,7 @@
 //! or an unbuffered SSE stream) with LiteLLM's response headers.
 
 pub mod accounting;
+pub mod budget;
 pub mod embedder;
 pub mod stream;
 
@@ -37,6 +38,8 @@ pub struct LlmRequest {
     /// The client asked for the final usage chunk.
     pub include_usage: bool,
     pub fallbacks: Vec<String>,
+    /// The request's own `context_window_fallbacks` targets.
+    pub context_window_fallbacks: Vec<String>,
 }
 
 impl LlmRequest {
@@ -104,35 +107,17 @@ impl LlmRequest {
                 ));
             }
         };
-        let fallbacks = match body.get("fallbacks") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| match v {
-                    Value::String(s) => Ok(s.clone()),
-                    Value::Object(o) => o
-                        .get("model")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                        .ok_or_else(|| {
-                            ApiError::invalid(
-                                "'fallbacks' entries must be model names.",
-                                "fallbacks",
-                            )
-                        }),
-                    _ => Err(ApiError::invalid(
-                        "'fallbacks' entries must be model names.",
-                        "fallbacks",
-                    )),
-                })
-                .collect::<Result<_, _>>()?,
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    "'fallbacks' must be a list of model names.",
-                    "fallbacks",
-                ));
-            }
-        };
+        let mut fallbacks = model_names(body.get("fallbacks"), "fallbacks")?;
+        if let Some(Value::Object(metadata)) = body.get("metadata") {
+            fallbacks.extend(model_names(
+                metadata.get("fallbacks"),
+                "metadata.fallbacks",
+            )?);
+        }
+        let context_window_fallbacks = model_names(
+            body.get("context_window_fallbacks"),
+            "context_window_fallbacks",
+        )?;
         Ok(LlmRequest {
             endpoint,
             model,
@@ -140,8 +125,49 @@ impl LlmRequest {
             stream,
             include_usage,
             fallbacks,
+            context_window_fallbacks,
         })
     }
+}
+
+/// The model names of a request's fallback list: strings, `{"model": ...}` objects, or
+/// LiteLLM's `{"group": ["target", ...]}` maps (whose targets are taken).
+fn model_names(value: Option<&Value>, field: &str) -> Result<Vec<String>, ApiError> {
+    let entries_error =
+        || ApiError::invalid(format!("'{field}' entries must be model names."), field);
+    let items = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                format!("'{field}' must be a list of model names."),
+                field,
+            ));
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Value::String(s) => out.push(s.clone()),
+            Value::Object(o) => match o.get("model") {
+                Some(Value::String(s)) => out.push(s.clone()),
+                Some(_) => return Err(entries_error()),
+                None if !o.is_empty() => {
+                    for targets in o.values() {
+                        let Value::Array(targets) = targets else {
+                            return Err(entries_error());
+                        };
+                        for t in targets {
+                            out.push(t.as_str().ok_or_else(entries_error)?.to_string());
+                        }
+                    }
+                }
+                None => return Err(entries_error()),
+            },
+            _ => return Err(entries_error()),
+        }
+    }
+    Ok(out)
 }
 
 /// The answer's body: a JSON document or an SSE stream of frames.
@@ -206,6 +232,19 @@ pub async fn handle(
         return accounting::cached_reply(&request, plan, hit, started, spend);
     }
 
+    let reachable = std::iter::once(request.model.as_str())
+        .chain(request.fallbacks.iter().map(String::as_str))
+        .chain(request.context_window_fallbacks.iter().map(String::as_str))
+        .filter(|model| caller.check_model(model).is_ok());
+    let budget = budget::hold(
+        state,
+        caller,
+        &runtime.router,
+        request.endpoint,
+        reachable,
+        &request.body,
+    )
+    .await?;
     let estimate = estimate_tokens(&request.body);
     let admission = state
         .limiter
@@ -219,6 +258,8 @@ pub async fn handle(
         stream: request.stream,
         want_stream_usage: true,
         fallbacks: request.fallbacks,
+        context_window_fallbacks: request.context_window_fallbacks,
+        access: &|model: &str| caller.check_model(model),
         deployment_limits: runtime
             .router
             .routing()
@@ -249,8 +290,15 @@ pub async fn handle(
         cache: state.cache.clone().zip(cache_plan.filter(|p| p.write)),
         estimate,
         spend,
+        budget,
     };
-    Ok(reply(routed, request.include_usage, started, finish))
+    Ok(reply(
+        routed,
+        &request.model,
+        request.include_usage,
+        started,
+        finish,
+    ))
 }
 
 /// The cache's name for an endpoint.
@@ -282,6 +330,7 @@ pub(crate) const MODEL_GROUP: HeaderName = HeaderName::from_static("x-litellm-mo
 
 fn reply(
     routed: Routed,
+    requested_model: &str,
     include_usage: bool,
     started: Instant,
     finish: accounting::Finish,
@@ -298,6 +347,12 @@ fn reply(
     } = routed;
     let mut finish = finish;
     finish.deployment_admission = deployment_admission;
+    // The cache entry is keyed by the requested model, which the caller was checked for: an
+    // answer a fallback gave is not stored there, so no later caller of the requested model
+    // is served what a model it may not use answered.
+    if model_group != requested_model {
+        finish.cache = None;
+    }
     let overhead = started.elapsed().saturating_sub(upstream_time);
     crate::metrics::record_upstream_duration(&model_group, &member.deployment.id, upstream_time);
     crate::metrics::record_overhead(&model_group, overhead);

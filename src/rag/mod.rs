@@ -34,23 +34,64 @@ pub trait Embedder: Send + Sync {
 /// The namespaces a caller may touch. `namespaces: None` is unrestricted (master key, or a
 /// virtual key without `metadata.rag_namespaces`); `Some(list)` restricts every route to
 /// `list` (an empty list denies everything) and to the default collection.
+/// `create_collections` says whether the caller may create collections other than the default
+/// (the master key, or a key whose `metadata.rag_create_collections` is true): each embedded
+/// collection costs a writer thread, so an ordinary key cannot multiply them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RagScope {
     pub namespaces: Option<Vec<String>>,
+    pub create_collections: bool,
 }
 
 impl RagScope {
     /// No restriction.
     pub fn unrestricted() -> Self {
-        RagScope { namespaces: None }
+        RagScope {
+            namespaces: None,
+            create_collections: true,
+        }
     }
 
     /// Restricted to these namespaces.
     pub fn only<I: IntoIterator<Item = S>, S: Into<String>>(namespaces: I) -> Self {
         RagScope {
             namespaces: Some(namespaces.into_iter().map(Into::into).collect()),
+            create_collections: false,
         }
     }
+
+    /// A key's scope from its metadata: `rag_namespaces` absent is every namespace; a list of
+    /// strings is those; anything else is a misconfiguration and fails closed (403).
+    pub fn from_key_metadata(metadata: &serde_json::Value) -> Result<Self, ApiError> {
+        let create_collections = metadata
+            .get("rag_create_collections")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let namespaces = match metadata.get("rag_namespaces") {
+            None => None,
+            Some(value) => Some(namespace_list(value).ok_or_else(|| {
+                ApiError::new(
+                    crate::error::ErrorKind::Permission,
+                    "This key's metadata.rag_namespaces is not a list of strings, so every RAG \
+                     route is denied for it; an administrator must fix the key.",
+                )
+            })?),
+        };
+        Ok(RagScope {
+            create_collections: create_collections && namespaces.is_none(),
+            namespaces,
+        })
+    }
+}
+
+/// `metadata.rag_namespaces` as a list of namespace names, or `None` when it is anything but a
+/// list of strings (what `/key/generate` and `/key/update` refuse to store).
+pub fn namespace_list(value: &serde_json::Value) -> Option<Vec<String>> {
+    value
+        .as_array()?
+        .iter()
+        .map(|v| v.as_str().map(str::to_string))
+        .collect()
 }
 
 /// Where vectors live, from the environment or the config's `rag_settings`.
@@ -75,6 +116,8 @@ impl std::fmt::Debug for RagConfig {
             .finish()
     }
 }
+
+pub use crate::config::DEFAULT_MAX_COLLECTIONS;
 
 /// The default collection name of the spec.
 pub const DEFAULT_COLLECTION: &str = "hx_rag_default";

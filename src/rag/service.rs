@@ -34,6 +34,8 @@ pub struct RagService {
     store: VectorStore,
     default_collection: String,
     embed_batch: usize,
+    /// Upserts never create a collection beyond this many.
+    max_collections: usize,
 }
 
 impl RagService {
@@ -42,6 +44,7 @@ impl RagService {
             store,
             default_collection: default_collection.into(),
             embed_batch: DEFAULT_EMBED_BATCH,
+            max_collections: crate::rag::DEFAULT_MAX_COLLECTIONS,
         }
     }
 
@@ -65,6 +68,12 @@ impl RagService {
             )),
         };
         Ok(RagService::new(store, cfg.collection))
+    }
+
+    /// The most collections upserts may create (`rag_settings.max_collections`).
+    pub fn with_max_collections(mut self, max: usize) -> Self {
+        self.max_collections = max;
+        self
     }
 
     /// Texts per embedding call for documents (at least 1).
@@ -312,11 +321,19 @@ impl RagService {
             }
         }
 
-        // A scoped key must not overwrite, by id, a point of a namespace it cannot touch.
+        // Every document's id, given or derived, before anything is embedded or written.
+        let ns_for_id = namespace.clone().unwrap_or_default();
+        let doc_ids: Vec<PointId> = documents
+            .iter()
+            .map(|d| d.id.unwrap_or_else(|| document_id(&ns_for_id, &d.text)))
+            .collect();
+
+        // A scoped key must not overwrite, by id (given or derived), a point of a namespace it
+        // cannot touch.
         if let Some(allowed) = &scope.namespaces {
-            let explicit: Vec<Value> = documents
+            let explicit: Vec<Value> = doc_ids
                 .iter()
-                .filter_map(|d| d.id)
+                .copied()
                 .chain(raw_points.iter().map(|p| p.id))
                 .map(PointId::to_json)
                 .collect();
@@ -345,7 +362,7 @@ impl RagService {
 
         // Embed documents in batches, all before anything is stored.
         let mut points = Vec::with_capacity(documents.len() + raw_points.len());
-        let ns_for_id = namespace.clone().unwrap_or_default();
+        let mut ids_left = doc_ids.iter();
         for batch in documents.chunks(self.embed_batch) {
             let texts: Vec<String> = batch.iter().map(|d| d.text.clone()).collect();
             let vectors = embedder.embed(texts).await?;
@@ -355,7 +372,10 @@ impl RagService {
             for (doc, vector) in batch.iter().zip(vectors) {
                 let mut payload = doc.metadata.clone();
                 payload.insert("text".into(), Value::String(doc.text.clone()));
-                let id = doc.id.unwrap_or_else(|| document_id(&ns_for_id, &doc.text));
+                let id = ids_left
+                    .next()
+                    .copied()
+                    .unwrap_or_else(|| document_id(&ns_for_id, &doc.text));
                 points.push(Point {
                     id,
                     vector,
@@ -394,11 +414,35 @@ impl RagService {
                 .into());
             }
             Some(_) => {}
-            None => self.store.create_collection(&collection, size).await?,
+            None => {
+                self.may_create(scope, &collection).await?;
+                self.store.create_collection(&collection, size).await?;
+            }
         }
         let ids: Vec<Value> = points.iter().map(|p| p.id.to_json()).collect();
         let count = points.len();
         self.store.upsert(&collection, points).await?;
+        // Documents stored before ids were derived injectively live at their legacy id: the
+        // re-upsert of the same text replaces them as it always did. Only a point of the
+        // request's own namespace (or, without one, of none) is removed.
+        let legacy: Vec<Value> = documents
+            .iter()
+            .filter(|d| d.id.is_none())
+            .map(|d| legacy_document_id(&ns_for_id, &d.text).to_json())
+            .collect();
+        if !legacy.is_empty() {
+            let in_namespace = match &namespace {
+                Some(ns) => namespace_is(ns),
+                None => json!({"is_empty": {"key": "namespace"}}),
+            };
+            let selector = DeleteSelector::Filter(Filter::trusted(json!({
+                "must": [{"has_id": legacy}, in_namespace],
+            })));
+            if let Err(e) = self.store.delete(&collection, selector).await {
+                tracing::warn!(error = %e, collection = %collection,
+                    "documents at their legacy ids were not removed after an upsert");
+            }
+        }
         Ok(json!({"status": "ok", "result": {"upserted": count, "ids": ids}}))
     }
 
@@ -464,6 +508,34 @@ impl RagService {
         Ok(json!({"status": "ok", "result": {"status": "completed"}}))
     }
 
+    /// Whether this upsert may create `collection`: the default collection always; others
+    /// only for a caller allowed to create collections, and never past `max_collections`.
+    async fn may_create(&self, scope: &RagScope, collection: &str) -> Result<(), ApiError> {
+        if collection == self.default_collection {
+            return Ok(());
+        }
+        if !scope.create_collections {
+            return Err(ApiError::new(
+                ErrorKind::Permission,
+                format!(
+                    "This key may not create the collection '{collection}': only the master key, or a key whose metadata.rag_create_collections is true, creates collections other than the default."
+                ),
+            )
+            .with_param("collection"));
+        }
+        let existing = self.store.collection_count().await?;
+        if existing >= self.max_collections {
+            return Err(ApiError::invalid(
+                format!(
+                    "The vector store already holds {existing} collections, the most allowed (rag_settings.max_collections = {}); collection '{collection}' was not created.",
+                    self.max_collections
+                ),
+                "collection",
+            ));
+        }
+        Ok(())
+    }
+
     /// The request's collection, or the default.
     fn collection(&self, body: &Map<String, Value>) -> Result<String, ApiError> {
         match present(body, "collection") {
@@ -488,9 +560,19 @@ struct Document {
     metadata: Map<String, Value>,
 }
 
-/// The deterministic id of a document without one: UUIDv5(NAMESPACE_URL, "hx:" + namespace +
-/// "\n" + text), so that re-upserting the same text replaces it.
+/// The deterministic id of a document without one: UUIDv5(NAMESPACE_URL, "hx2:" + the
+/// namespace's length in bytes + ":" + namespace + text). The length prefix makes the
+/// derivation injective: no two (namespace, text) pairs share a name, so no document of one
+/// namespace can be written over a point of another. Re-upserting the same text replaces it.
 pub fn document_id(namespace: &str, text: &str) -> PointId {
+    let name = format!("hx2:{}:{namespace}{text}", namespace.len());
+    PointId::Uuid(Uuid::new_v5(&Uuid::NAMESPACE_URL, name.as_bytes()))
+}
+
+/// The id earlier versions derived ("hx:" + namespace + "\n" + text; not injective when a
+/// namespace holds a newline). Points stored under it stay addressable by that id, and an
+/// upsert of the same document in the same namespace removes them.
+pub fn legacy_document_id(namespace: &str, text: &str) -> PointId {
     let name = format!("hx:{namespace}\n{text}");
     PointId::Uuid(Uuid::new_v5(&Uuid::NAMESPACE_URL, name.as_bytes()))
 }
@@ -941,8 +1023,25 @@ mod tests {
 
     #[test]
     fn document_ids_follow_the_spec() {
-        let expected = Uuid::new_v5(&Uuid::NAMESPACE_URL, b"hx:docs\nhello");
+        let expected = Uuid::new_v5(&Uuid::NAMESPACE_URL, b"hx2:4:docshello");
         assert_eq!(document_id("docs", "hello"), PointId::Uuid(expected));
+        let legacy = Uuid::new_v5(&Uuid::NAMESPACE_URL, b"hx:docs\nhello");
+        assert_eq!(legacy_document_id("docs", "hello"), PointId::Uuid(legacy));
+    }
+
+    #[test]
+    fn document_ids_do_not_collide_across_namespaces() {
+        // Equal under the legacy derivation, distinct now.
+        assert_eq!(
+            legacy_document_id("a", "secret\ndata"),
+            legacy_document_id("a\nsecret", "data")
+        );
+        assert_ne!(
+            document_id("a", "secret\ndata"),
+            document_id("a\nsecret", "data")
+        );
+        assert_ne!(document_id("ab", "c"), document_id("a", "bc"));
+        assert_ne!(document_id("", "1:x"), document_id("1:x", ""));
         assert_ne!(document_id("", "hello"), document_id("docs", "hello"));
     }
 

@@ -107,11 +107,24 @@ pub struct RouteRequest<'a> {
     pub body: Map<String, Value>,
     pub stream: bool,
     pub want_stream_usage: bool,
-    /// The request body's own `fallbacks` list.
+    /// The request body's own `fallbacks` list (with `metadata.fallbacks`).
     pub fallbacks: Vec<String>,
+    /// The request body's own `context_window_fallbacks` targets.
+    pub context_window_fallbacks: Vec<String>,
+    /// Whether the caller may use a model group: every request fallback (and every config
+    /// fallback under `enforce_fallback_model_access`) is checked before it is called.
+    pub access: &'a (dyn Fn(&str) -> Result<(), ApiError> + Sync),
     /// Deployment `rpm`/`tpm` as hard limits (`enforce_model_rate_limits`): the limiter, and
     /// the tokens to reserve.
     pub deployment_limits: Option<(&'a RateLimiter, u64)>,
+}
+
+/// Who named a fallback: the client (always checked against its key) or the operator's config
+/// (checked only under `enforce_fallback_model_access`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FallbackOrigin {
+    Request,
+    Config,
 }
 
 /// A successful answer, with how it was obtained.
@@ -230,7 +243,17 @@ impl Router {
             }
             Err(e) => e,
         };
-        for fallback in self.fallbacks_for(request.model, &request.fallbacks, &original) {
+        // A forbidden fallback is skipped, never called; when every fallback was forbidden,
+        // the client is told it may not use them rather than shown the upstream's failure.
+        let mut denied: Option<ApiError> = None;
+        for (fallback, origin) in self.fallbacks_for(&request, &original) {
+            let checked =
+                origin == FallbackOrigin::Request || self.routing.enforce_fallback_model_access;
+            if checked && let Err(error) = (request.access)(&fallback) {
+                tracing::debug!(fallback = %fallback, "fallback skipped: the key may not use it");
+                denied.get_or_insert(error);
+                continue;
+            }
             if self.group(&fallback).is_none() {
                 continue;
             }
@@ -253,39 +276,53 @@ impl Router {
                 }
             }
         }
+        let error = match denied {
+            Some(denied) if fallbacks_tried == 0 => denied,
+            _ => original.into_api_error(),
+        };
         Err(RouteFailure {
-            error: original.into_api_error(),
+            error,
             attempted_retries: retries,
             attempted_fallbacks: fallbacks_tried,
         })
     }
 
-    /// The fallback groups to try after `model` failed with `failure`, in order, as LiteLLM
-    /// chooses them: a context-length error goes to the group's `context_window_fallbacks`
-    /// (the generic list only when it has none); otherwise the request's own `fallbacks`
-    /// replace the configured ones, and the configured entry for the group wins over a `*`
-    /// entry and over `default_fallbacks`.
+    /// The fallback groups to try after the requested model failed with `failure`, in order,
+    /// as LiteLLM chooses them: a context-length error goes to the request's
+    /// `context_window_fallbacks`, else the group's configured ones (the generic list only when
+    /// neither has any); otherwise the request's own `fallbacks` replace the configured ones,
+    /// and the configured entry for the group wins over a `*` entry and over
+    /// `default_fallbacks`. Each comes with where it was named, for the access check.
     fn fallbacks_for(
         &self,
-        model: &str,
-        from_request: &[String],
+        request: &RouteRequest<'_>,
         failure: &GroupFailure,
-    ) -> Vec<String> {
+    ) -> Vec<(String, FallbackOrigin)> {
         if !failure.falls_back() {
             return Vec::new();
         }
+        let model = request.model;
         let configured = |list: &[(String, Vec<String>)], key: &str| {
             list.iter()
                 .filter(|(group, _)| group == key)
                 .flat_map(|(_, targets)| targets.iter().cloned())
+                .map(|m| (m, FallbackOrigin::Config))
+                .collect::<Vec<_>>()
+        };
+        let from_request = |list: &[String]| {
+            list.iter()
+                .map(|m| (m.clone(), FallbackOrigin::Request))
                 .collect::<Vec<_>>()
         };
         let mut out = Vec::new();
         if failure.context_window {
-            out = configured(&self.routing.context_window_fallbacks, model);
+            out = from_request(&request.context_window_fallbacks);
+            if out.is_empty() {
+                out = configured(&self.routing.context_window_fallbacks, model);
+            }
         }
         if out.is_empty() {
-            out = from_request.to_vec();
+            out = from_request(&request.fallbacks);
         }
         if out.is_empty() {
             out = configured(&self.routing.fallbacks, model);
@@ -294,10 +331,15 @@ impl Router {
             out = configured(&self.routing.fallbacks, "*");
         }
         if out.is_empty() {
-            out = self.routing.default_fallbacks.clone();
+            out = self
+                .routing
+                .default_fallbacks
+                .iter()
+                .map(|m| (m.clone(), FallbackOrigin::Config))
+                .collect();
         }
         let mut seen: Vec<String> = Vec::with_capacity(out.len());
-        out.retain(|m| {
+        out.retain(|(m, _)| {
             m != model && !seen.contains(m) && {
                 seen.push(m.clone());
                 true

@@ -20,6 +20,7 @@ use crate::rag::{RagConfig, RagService};
 pub struct StateError(pub String);
 use crate::health::DependencyProbes;
 use crate::router::Router;
+use crate::spend::BudgetReservations;
 
 /// The part of the gateway a config reload replaces as a whole.
 pub struct Runtime {
@@ -52,6 +53,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Rate limits: Redis when configured, else this instance's memory.
     pub limiter: RateLimiter,
+    /// Budget holds of requests in flight (shared through Redis when configured).
+    pub budgets: BudgetReservations,
     /// The response cache, when `litellm_settings.cache` is on (settings read at start).
     pub cache: Option<ResponseCache>,
     /// Retrieval over the vector store (embedded engine unless `QDRANT_URL` is set).
@@ -80,6 +83,13 @@ impl AppState {
                 .map_err(|e| StateError(e.to_string()))?,
             None => RateLimiter::in_memory(LimiterOptions::default()),
         };
+        let budgets = match &redis_url {
+            Some(url) => {
+                let options = LimiterOptions::default();
+                BudgetReservations::redis(url, options.redis_timeout, "hx").map_err(StateError)?
+            }
+            None => BudgetReservations::in_memory(),
+        };
         let cache = if config.litellm.cache.unwrap_or(false) {
             let params = config
                 .litellm
@@ -105,7 +115,8 @@ impl AppState {
             collection: config.rag.collection.clone(),
             data_dir: config.rag.data_dir.clone(),
         })
-        .map_err(|e| StateError(format!("vector store: {e}")))?;
+        .map_err(|e| StateError(format!("vector store: {e}")))?
+        .with_max_collections(config.rag.max_collections);
         let vector_store_ok = Arc::new(AtomicBool::new(true));
         let runtime = Runtime::new(config, &http);
         // The Prometheus recorder must exist before the first request records anything.
@@ -114,6 +125,7 @@ impl AppState {
             runtime: ArcSwap::from_pointee(runtime),
             http,
             limiter,
+            budgets,
             cache,
             keys: OnceLock::new(),
             ready: AtomicBool::new(false),

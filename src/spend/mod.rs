@@ -3,6 +3,7 @@
 //! in batches, off the request path. A database outage delays the writes; nothing is dropped.
 
 mod cost;
+mod reserve;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 pub use cost::{ModelPrices, builtin_prices, cost, cost_at, prices_for};
+pub use reserve::{BudgetClaim, BudgetDenied, BudgetHold, BudgetReservations};
 
 use crate::keys::{KeyError, KeyStore};
 

@@ -84,9 +84,12 @@ async fn a_generated_key_works_within_its_models_and_budget() {
         .map(|m| m["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, vec!["mock"]);
-    // Spend up to the budget, then 400 budget_exceeded.
+    // A budget that holds one request's estimated maximum cost serves it, then 400
+    // budget_exceeded; one too small for a single request refuses it before the call.
+    let one = generate(&gw, json!({"max_budget": cost * 1.5})).await;
+    assert_eq!(chat(&gw, &one, "mock").await.status(), 200);
+    expect_error(chat(&gw, &one, "mock").await, 400, "budget_exceeded").await;
     let tight = generate(&gw, json!({"max_budget": 0.0000001})).await;
-    assert_eq!(chat(&gw, &tight, "mock").await.status(), 200);
     expect_error(chat(&gw, &tight, "mock").await, 400, "budget_exceeded").await;
 }
 

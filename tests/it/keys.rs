@@ -1050,14 +1050,14 @@ async fn spend_burst_sqlite() {
 
 /// A Postgres server of this test alone, on a free port, run as the `postgres` user (initdb
 /// and postgres refuse root). Stopped and deleted on drop; the shared server is never touched.
-struct ThrowawayPostgres {
+pub(crate) struct ThrowawayPostgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
 }
 
 impl ThrowawayPostgres {
-    fn start() -> ThrowawayPostgres {
+    pub(crate) fn start() -> ThrowawayPostgres {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("/usr/lib/postgresql")
             .map(|e| e.unwrap().path().join("bin"))
@@ -1110,7 +1110,7 @@ impl ThrowawayPostgres {
         );
     }
 
-    fn up(&self) {
+    pub(crate) fn up(&self) {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
@@ -1132,11 +1132,11 @@ impl ThrowawayPostgres {
         );
     }
 
-    fn down(&self) {
+    pub(crate) fn down(&self) {
         self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 }

@@ -22,3 +22,4 @@ mod rag_http;
 mod rag_ingest;
 mod rag_store;
 mod routing;
+mod security;

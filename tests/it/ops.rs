@@ -945,3 +945,96 @@ model_list:
     assert_eq!(status.code(), Some(0), "log:\n{}", gw.log_text());
     assert!(gw.log_text().contains("grace period over"));
 }
+
+/// Every way a database URL carries a password, each with its own marker.
+fn database_url_forms(pg: u16) -> Vec<(String, &'static str)> {
+    vec![
+        (
+            format!("postgresql://gw:userinfo-pw-41@127.0.0.1:{pg}/gw"),
+            "userinfo-pw-41",
+        ),
+        (
+            format!("postgresql://gw@127.0.0.1:{pg}/gw?sslmode=disable&password=query-pw-42"),
+            "query-pw-42",
+        ),
+        (
+            format!("host=127.0.0.1 port={pg} user=gw password=dsn-pw-43 dbname=gw"),
+            "dsn-pw-43",
+        ),
+        (
+            format!("host=127.0.0.1 port={pg} password = 'dsn quoted pw-44' dbname=gw"),
+            "pw-44",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn no_form_of_database_password_reaches_check_or_the_logs() {
+    let pg = closed_port().await;
+    for (url, secret) in database_url_forms(pg) {
+        let dir = tempfile::tempdir().unwrap();
+        let (ok, text) = run_check(
+            dir.path(),
+            &mock_models("ops-redact"),
+            &[("LITELLM_MASTER_KEY", MASTER), ("DATABASE_URL", &url)],
+        )
+        .await;
+        assert!(!ok, "{text}");
+        assert!(text.contains("***"), "the URL is not shown at all: {text}");
+        assert!(!text.contains(secret), "{secret} in check: {text}");
+
+        // The gateway itself: whatever it logs while it cannot reach (or parse) the URL.
+        let config = dir.path().join("config.yaml");
+        let port = free_port();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hx-gateway"))
+            .arg("--config")
+            .arg(&config)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .env_clear()
+            .env("HX_DATA_DIR", dir.path().join("data"))
+            .env("LITELLM_MASTER_KEY", MASTER)
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "debug")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut child = child;
+        let text = Arc::new(std::sync::Mutex::new(String::new()));
+        let mut readers = Vec::new();
+        let pipes: [Box<dyn tokio::io::AsyncRead + Unpin + Send>; 2] = [
+            Box::new(child.stdout.take().unwrap()),
+            Box::new(child.stderr.take().unwrap()),
+        ];
+        for pipe in pipes {
+            let text = text.clone();
+            readers.push(tokio::spawn(async move {
+                use tokio::io::AsyncBufReadExt;
+                let mut lines = tokio::io::BufReader::new(pipe).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut t = text.lock().unwrap();
+                    t.push_str(&line);
+                    t.push('\n');
+                }
+            }));
+        }
+        // Until the key store's connection failure is reported (or the process exits on a
+        // URL it cannot use).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if text.lock().unwrap().contains("key store") || child.try_wait().unwrap().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        for reader in readers {
+            let _ = reader.await;
+        }
+        let text = text.lock().unwrap().clone();
+        assert!(text.contains("***"), "the URL is never logged: {text}");
+        assert!(!text.contains(secret), "{secret} in the logs: {text}");
+    }
+}

@@ -188,11 +188,11 @@ async fn upserted_documents_are_found_by_query_first() {
     .await;
     assert_eq!(body["status"], "ok");
     assert_eq!(body["result"]["upserted"], 4);
-    // Ids are the spec's UUIDv5 of namespace and text.
+    // Ids are the spec's UUIDv5 of the length-prefixed namespace and text.
     let expected: Vec<Value> = DOCS
         .iter()
         .map(|t| {
-            let name = format!("hx:docs\n{t}");
+            let name = format!("hx2:4:docs{t}");
             json!(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes()).to_string())
         })
         .collect();
@@ -1207,4 +1207,285 @@ async fn a_second_process_on_the_same_data_dir_is_refused_cleanly() {
     terminate(second);
     let third = setup.spawn().await;
     assert_eq!(process_texts(&third, "first").await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_rag_namespaces_value_that_is_not_a_list_of_strings_fails_closed() {
+    let (upstream, _) = embedding_upstream().await;
+    let gw = gateway(&upstream.uri()).await;
+    ok_json(
+        gw.post(
+            "/v1/rag/upsert",
+            json!({"namespace": "b", "documents": [{"text": "bee secret"}]}),
+        )
+        .await,
+    )
+    .await;
+    // The key routes refuse to store one.
+    for bad in [
+        json!("a"),
+        json!([1]),
+        json!({"a": true}),
+        json!(["a", null]),
+    ] {
+        let e = expect_error(
+            gw.post(
+                "/key/generate",
+                json!({"metadata": {"rag_namespaces": bad}}),
+            )
+            .await,
+            400,
+            "invalid_request_error",
+        )
+        .await;
+        assert!(
+            e["message"].as_str().unwrap().contains("rag_namespaces"),
+            "{e}"
+        );
+    }
+    let key = generate_key(&gw, json!({"metadata": {"rag_namespaces": ["a"]}})).await;
+    expect_error(
+        gw.post(
+            "/key/update",
+            json!({"key": key, "metadata": {"rag_namespaces": "a"}}),
+        )
+        .await,
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    // A row another writer (LiteLLM itself) stored with a string is denied on every route.
+    let keys = gw.state.keys().unwrap();
+    let token = hx_gateway::secret::hash_key(&key);
+    let mut record = keys.store().get_key(&token).await.unwrap().unwrap();
+    record.metadata = json!({"rag_namespaces": "b"});
+    assert!(keys.store().update_key(&record).await.unwrap());
+    keys.invalidate(&token).await;
+    for (route, body) in [
+        ("/v1/rag/search", json!({"query": "bee", "namespace": "b"})),
+        ("/v1/rag/search", json!({"vector": vec![0.5f32; DIMS]})),
+        (
+            "/v1/rag/upsert",
+            json!({"namespace": "b", "documents": [{"text": "x"}]}),
+        ),
+        ("/v1/rag/delete", json!({"namespace": "b"})),
+    ] {
+        let e = expect_error(
+            post_as(&gw, &key, route, body).await,
+            403,
+            "permission_error",
+        )
+        .await;
+        assert!(
+            e["message"].as_str().unwrap().contains("rag_namespaces"),
+            "{e}"
+        );
+    }
+    assert_eq!(namespace_texts(&gw, "b").await, vec!["bee secret"]);
+}
+
+#[tokio::test]
+async fn a_derived_id_never_lands_on_a_point_of_another_namespace() {
+    let (upstream, _) = embedding_upstream().await;
+    let gw = gateway(&upstream.uri()).await;
+    let foreign = ok_json(
+        gw.post(
+            "/v1/rag/upsert",
+            json!({"namespace": "a\nsecret", "documents": [{"text": "data"}]}),
+        )
+        .await,
+    )
+    .await;
+    let foreign_id = foreign["result"]["ids"][0].clone();
+    let scoped = generate_key(&gw, json!({"metadata": {"rag_namespaces": ["a"]}})).await;
+    // Joined by a newline, both would be "a\nsecret\ndata": the length prefix keeps them apart.
+    let own = ok_json(
+        post_as(
+            &gw,
+            &scoped,
+            "/v1/rag/upsert",
+            json!({"namespace": "a", "documents": [{"text": "secret\ndata"}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_ne!(own["result"]["ids"][0], foreign_id);
+    assert_eq!(namespace_texts(&gw, "a\nsecret").await, vec!["data"]);
+    assert_eq!(namespace_texts(&gw, "a").await, vec!["secret\ndata"]);
+    // Given explicitly, the foreign id is refused and nothing changes.
+    expect_error(
+        post_as(
+            &gw,
+            &scoped,
+            "/v1/rag/upsert",
+            json!({"namespace": "a", "documents": [{"id": foreign_id, "text": "overwritten"}]}),
+        )
+        .await,
+        403,
+        "permission_error",
+    )
+    .await;
+    assert_eq!(namespace_texts(&gw, "a\nsecret").await, vec!["data"]);
+    assert_eq!(namespace_texts(&gw, "a").await, vec!["secret\ndata"]);
+}
+
+#[tokio::test]
+async fn only_permitted_keys_create_collections_and_never_past_the_cap() {
+    let (upstream, _) = embedding_upstream().await;
+    let gw = TestGateway::start(&format!(
+        "{}rag_settings: {{max_collections: 2}}\n",
+        yaml(&upstream.uri())
+    ))
+    .await;
+    let upsert = |collection: &str| json!({"namespace": "n", "collection": collection, "documents": [{"text": "x"}]});
+    let plain = generate_key(&gw, json!({})).await;
+    let creator = generate_key(&gw, json!({"metadata": {"rag_create_collections": true}})).await;
+    // The default collection is created by anyone allowed to write.
+    ok_json(
+        post_as(
+            &gw,
+            &plain,
+            "/v1/rag/upsert",
+            json!({"namespace": "n", "documents": [{"text": "x"}]}),
+        )
+        .await,
+    )
+    .await;
+    let e = expect_error(
+        post_as(&gw, &plain, "/v1/rag/upsert", upsert("mine")).await,
+        403,
+        "permission_error",
+    )
+    .await;
+    assert_eq!(e["param"], "collection");
+    ok_json(post_as(&gw, &creator, "/v1/rag/upsert", upsert("second")).await).await;
+    // Two exist now: the cap answers 400, for the master key too.
+    for key in [creator.as_str(), MASTER] {
+        let e = expect_error(
+            post_as(&gw, key, "/v1/rag/upsert", upsert("third")).await,
+            400,
+            "invalid_request_error",
+        )
+        .await;
+        assert_eq!(e["param"], "collection");
+        assert!(
+            e["message"].as_str().unwrap().contains("max_collections"),
+            "{e}"
+        );
+    }
+    // Writing to collections that exist still works.
+    ok_json(
+        post_as(
+            &gw,
+            &plain,
+            "/v1/rag/upsert",
+            json!({"namespace": "n", "documents": [{"text": "y"}]}),
+        )
+        .await,
+    )
+    .await;
+    ok_json(post_as(&gw, &creator, "/v1/rag/upsert", upsert("second")).await).await;
+}
+
+#[tokio::test]
+async fn an_unverified_key_during_a_database_outage_gets_no_rag_and_no_management() {
+    let (upstream, _) = embedding_upstream().await;
+    let db = crate::keys::ThrowawayPostgres::start();
+    let gw = TestGateway::start_with_env(
+        &format!(
+            "{}general_settings: {{master_key: {MASTER}, allow_requests_on_db_unavailable: true}}\n",
+            yaml(&upstream.uri())
+        ),
+        HashMap::from([("DATABASE_URL".to_string(), db.url())]),
+    )
+    .await;
+    ok_json(
+        gw.post(
+            "/v1/rag/upsert",
+            json!({"namespace": "b", "documents": [{"text": "bee secret"}]}),
+        )
+        .await,
+    )
+    .await;
+    db.down();
+    // LLM routes let it through, as LiteLLM documents the setting.
+    let r = post_as(
+        &gw,
+        "hello",
+        "/v1/chat/completions",
+        json!({"model": "mock", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    for (route, body) in [
+        ("/v1/rag/search", json!({"query": "bee", "namespace": "b"})),
+        (
+            "/v1/rag/search",
+            json!({"vector": vec![0.5f32; DIMS], "namespace": "b"}),
+        ),
+        (
+            "/v1/rag/upsert",
+            json!({"namespace": "b", "documents": [{"text": "x"}]}),
+        ),
+        ("/v1/rag/delete", json!({"namespace": "b"})),
+    ] {
+        expect_error(
+            post_as(&gw, "hello", route, body).await,
+            403,
+            "permission_error",
+        )
+        .await;
+    }
+    let r = post_as(&gw, "hello", "/key/generate", json!({})).await;
+    assert!(matches!(r.status().as_u16(), 401 | 403), "{}", r.status());
+    let r = gw
+        .client
+        .get(gw.url("/key/info"))
+        .bearer_auth("hello")
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(r.status().as_u16(), 401 | 403), "{}", r.status());
+    assert_eq!(namespace_texts(&gw, "b").await, vec!["bee secret"]);
+}
+
+#[tokio::test]
+async fn a_point_stored_under_its_legacy_id_stays_addressable_and_a_reupsert_replaces_it() {
+    let (upstream, _) = embedding_upstream().await;
+    let gw = gateway(&upstream.uri()).await;
+    // What an earlier version wrote for ("docs", "old text"): id UUIDv5("hx:docs\nold text").
+    let legacy = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, b"hx:docs\nold text").to_string();
+    ok_json(
+        gw.post(
+            "/v1/rag/upsert",
+            json!({"namespace": "docs", "points": [{"id": legacy, "vector": word_vector("old text"),
+                   "payload": {"text": "old text"}}]}),
+        )
+        .await,
+    )
+    .await;
+    let found = ok_json(
+        gw.post(
+            "/v1/rag/search",
+            json!({"vector": word_vector("old text"), "namespace": "docs",
+                   "filter": {"must": [{"has_id": [legacy]}]}}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(texts(&hits(&found)), vec!["old text"]);
+    let new = ok_json(
+        gw.post(
+            "/v1/rag/upsert",
+            json!({"namespace": "docs", "documents": [{"text": "old text"}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_ne!(new["result"]["ids"][0], json!(legacy));
+    assert_eq!(
+        namespace_texts(&gw, "docs").await,
+        vec!["old text"],
+        "duplicated"
+    );
 }

@@ -427,6 +427,22 @@ impl EmbeddedStore {
         self.opened().await.map(|_| ())
     }
 
+    /// The collections on disk: directories under the root holding a shard's config file.
+    pub async fn collection_count(&self) -> Result<usize, VectorStoreError> {
+        self.opened().await?;
+        let root = self.root.clone();
+        blocking(move || -> Result<usize, VectorStoreError> {
+            let entries = std::fs::read_dir(&root).map_err(|e| {
+                VectorStoreError::Unavailable(format!("cannot list {}: {e}", root.display()))
+            })?;
+            Ok(entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().join(EDGE_CONFIG_FILE).is_file())
+                .count())
+        })
+        .await?
+    }
+
     /// Flushes every open collection and stops its writer thread. Later calls fail with
     /// `Unavailable`; the directory lock is released when the store is dropped.
     pub async fn close(&self) -> Result<(), VectorStoreError> {

@@ -318,6 +318,14 @@ impl VectorStore {
         }
     }
 
+    /// How many collections the store holds (every collection, not only the gateway's).
+    pub async fn collection_count(&self) -> Result<usize, VectorStoreError> {
+        match self {
+            VectorStore::Server(s) => s.collection_count().await,
+            VectorStore::Embedded(s) => s.collection_count().await,
+        }
+    }
+
     /// Whether the store can serve requests now.
     pub async fn health(&self) -> Result<(), VectorStoreError> {
         match self {

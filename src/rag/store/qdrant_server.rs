@@ -453,6 +453,18 @@ impl QdrantServerStore {
     }
 
     /// `GET /healthz`.
+    /// `GET /collections`: the number of collections listed.
+    pub async fn collection_count(&self) -> Result<usize, VectorStoreError> {
+        #[derive(Deserialize)]
+        struct Listed {
+            collections: Vec<Value>,
+        }
+        let listed = self
+            .call::<Listed>("", Method::GET, "/collections", None)
+            .await?;
+        Ok(listed.collections.len())
+    }
+
     pub async fn health(&self) -> Result<(), VectorStoreError> {
         let (status, _) = self.send(Method::GET, "/healthz", None).await?;
         if status.is_success() {

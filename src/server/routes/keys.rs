@@ -94,6 +94,12 @@ pub async fn info(
         }
     };
     if let Caller::Key(own) = &caller {
+        if own.unverified {
+            return Err(ApiError::new(
+                ErrorKind::Permission,
+                "The key could not be verified (the key database is unavailable); management routes need a verified key.",
+            ));
+        }
         let asked_hash = if asked.starts_with("sk-") {
             hash_key(&asked)
         } else {

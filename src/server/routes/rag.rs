@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
 use crate::proxy::embedder::RouterEmbedder;
 use crate::rag::RagScope;
 use crate::server::auth::Caller;
@@ -17,16 +17,19 @@ use crate::server::extract::JsonObject;
 use crate::server::state::AppState;
 
 /// The namespaces a caller may use: a key's `metadata.rag_namespaces` list, else everything.
-fn scope(caller: &Caller) -> RagScope {
+/// A key let through unverified while the database is down gets no RAG access at all: nothing
+/// about its scope is known.
+fn scope(caller: &Caller) -> Result<RagScope, ApiError> {
     let Some(key) = caller.key() else {
-        return RagScope::unrestricted();
+        return Ok(RagScope::unrestricted());
     };
-    match key.metadata.get("rag_namespaces") {
-        Some(Value::Array(items)) => {
-            RagScope::only(items.iter().filter_map(Value::as_str).map(str::to_string))
-        }
-        _ => RagScope::unrestricted(),
+    if key.unverified {
+        return Err(ApiError::new(
+            ErrorKind::Permission,
+            "The key could not be verified (the key database is unavailable); RAG routes need a verified key.",
+        ));
     }
+    RagScope::from_key_metadata(&key.metadata)
 }
 
 /// Which RAG operation a request runs.
@@ -55,9 +58,9 @@ async fn run(
     operation: Operation,
     body: Value,
 ) -> Result<Json<Value>, ApiError> {
+    let scope = scope(caller)?;
     caller.check_budget()?;
     let embedder = RouterEmbedder { state, caller };
-    let scope = scope(caller);
     let started = std::time::Instant::now();
     let result = match operation {
         Operation::Search => state.rag.search(&scope, &embedder, body).await,

@@ -236,6 +236,7 @@ impl QdrantDouble {
             .any(|(k, v)| k == "wait" && v == "true");
         let (template, collection) = match segments.as_slice() {
             ["healthz"] => ("/healthz", None),
+            ["collections"] => ("/collections", None),
             ["collections", c] => ("/collections/{collection_name}", Some(*c)),
             ["collections", c, "index"] => ("/collections/{collection_name}/index", Some(*c)),
             ["collections", c, "points"] => ("/collections/{collection_name}/points", Some(*c)),
@@ -304,6 +305,14 @@ impl QdrantDouble {
         let op = state.operation;
         let not_found = || Self::error(404, format!("Not found: Collection `{c}` doesn't exist!"));
         match (template, method) {
+            ("/collections", "get") => {
+                let collections: Vec<Value> = state
+                    .collections
+                    .keys()
+                    .map(|name| json!({"name": name}))
+                    .collect();
+                self.ok(template, method, json!({"collections": collections}))
+            }
             ("/collections/{collection_name}", "get") => {
                 let Some(col) = state.collections.get(c) else {
                     return not_found();
