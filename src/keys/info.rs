@@ -59,6 +59,38 @@ impl TeamInfo {
     }
 }
 
+/// The budget of the key's user (`"LiteLLM_UserTable"`), when the row sets `max_budget`: it
+/// binds every key of the user together.
+#[derive(Debug)]
+pub struct UserBudget {
+    pub user_id: String,
+    pub max_budget: f64,
+    spend_base: f64,
+    cell: Arc<SpendCell>,
+}
+
+impl UserBudget {
+    pub(crate) fn new(
+        user_id: String,
+        max_budget: f64,
+        spend: f64,
+        cell: Arc<SpendCell>,
+        flushed_at_load: f64,
+    ) -> Self {
+        UserBudget {
+            user_id,
+            max_budget,
+            spend_base: spend - flushed_at_load,
+            cell,
+        }
+    }
+
+    /// The user's spend: the database's value at load plus what this process added since.
+    pub fn spend(&self) -> f64 {
+        (self.spend_base + self.cell.recorded()).max(0.0)
+    }
+}
+
 /// An authenticated virtual key, shared from the cache (`Arc<KeyInfo>`).
 #[derive(Debug)]
 pub struct KeyInfo {
@@ -82,6 +114,8 @@ pub struct KeyInfo {
     pub team_id: Option<String>,
     /// The key's team row, when `team_id` is set and the row exists.
     pub team: Option<TeamInfo>,
+    /// The key's user's budget, when `user_id` is set and the user row has a `max_budget`.
+    pub user: Option<UserBudget>,
     /// True when the database was unreachable and `allow_requests_on_db_unavailable` let an
     /// unknown key through: nothing about it is known and no limit applies.
     pub unverified: bool,
@@ -113,10 +147,17 @@ impl KeyInfo {
             user_id: record.user_id,
             team_id: record.team_id,
             team,
+            user: None,
             unverified: false,
             spend_base: record.spend - flushed_at_load,
             cell,
         }
+    }
+
+    /// The key with its user's budget attached.
+    pub(crate) fn with_user(mut self, user: Option<UserBudget>) -> Self {
+        self.user = user;
+        self
     }
 
     /// A key let through without a database (see [`KeyInfo::unverified`]).
@@ -139,6 +180,7 @@ impl KeyInfo {
             user_id: None,
             team_id: None,
             team: None,
+            user: None,
             unverified: true,
             spend_base: base,
             cell,
@@ -215,8 +257,8 @@ impl KeyInfo {
         Ok(())
     }
 
-    /// 400 `budget_exceeded` when the key's spend (or its team's) is at or over its
-    /// `max_budget`.
+    /// 400 `budget_exceeded` when the key's spend (or its team's, or its user's) is at or over
+    /// its `max_budget`.
     pub fn check_budget(&self) -> Result<(), KeyError> {
         if let Some(max) = self.max_budget {
             let spend = self.spend();
@@ -237,10 +279,19 @@ impl KeyInfo {
                 )));
             }
         }
+        if let Some(user) = &self.user {
+            let spend = user.spend();
+            if spend >= user.max_budget {
+                return Err(KeyError::BudgetExceeded(format!(
+                    "Budget has been exceeded! User={} Current cost: {spend}, Max budget: {}",
+                    user.user_id, user.max_budget
+                )));
+            }
+        }
         Ok(())
     }
 
-    /// The budgets a request of this key counts against (its own, its team's), for the
+    /// The budgets a request of this key counts against (its own, its team's, its user's), for the
     /// reservation made before the upstream call. Unverified keys have none.
     pub fn budget_claims(&self) -> Vec<BudgetClaim> {
         let mut out = Vec::new();
@@ -260,6 +311,14 @@ impl KeyInfo {
                 label: format!("Team={} ", team.team_id),
                 spend: team.spend(),
                 max_budget: max,
+            });
+        }
+        if let Some(user) = &self.user {
+            out.push(BudgetClaim {
+                scope: format!("user:{}", user.user_id),
+                label: format!("User={} ", user.user_id),
+                spend: user.spend(),
+                max_budget: user.max_budget,
             });
         }
         out

@@ -17,7 +17,7 @@ pub use api::{
 };
 pub use duration::parse_duration;
 pub use error::KeyError;
-pub use info::{KeyInfo, TeamInfo};
+pub use info::{KeyInfo, TeamInfo, UserBudget};
 pub use schema::MIGRATIONS_LOCK_ID;
 pub use service::{KeyService, KeyServiceOptions};
 pub use store::{KeyRecord, KeyStore, KeyStoreOptions, TeamRecord};

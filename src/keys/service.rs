@@ -17,7 +17,7 @@ use super::api::{
 };
 use super::duration::parse_duration;
 use super::error::KeyError;
-use super::info::{KeyInfo, TeamInfo};
+use super::info::{KeyInfo, TeamInfo, UserBudget};
 use super::store::{KeyRecord, KeyStore};
 use crate::error::ApiError;
 use crate::secret::hash_key;
@@ -366,7 +366,26 @@ impl KeyService {
             Some(team_id) => self.load_team(team_id, now).await?,
             None => None,
         };
-        Ok(Some(KeyInfo::new(record, team, cell, flushed)))
+        let user = match record.user_id.clone() {
+            Some(user_id) => self.load_user_budget(user_id).await?,
+            None => None,
+        };
+        Ok(Some(
+            KeyInfo::new(record, team, cell, flushed).with_user(user),
+        ))
+    }
+
+    /// The user's budget, when the user row exists and sets `max_budget`. (Its
+    /// `budget_duration` resets come with the user routes of the management plane.)
+    async fn load_user_budget(&self, user_id: String) -> Result<Option<UserBudget>, KeyError> {
+        let cell = self.inner.ledger.user_cell(&user_id);
+        let flushed = cell.flushed();
+        Ok(match self.inner.store.user_budget(&user_id).await? {
+            Some((Some(max_budget), spend)) => {
+                Some(UserBudget::new(user_id, max_budget, spend, cell, flushed))
+            }
+            _ => None,
+        })
     }
 
     async fn load_team(

@@ -753,6 +753,53 @@ impl KeyStore {
         Ok(())
     }
 
+    /// `(max_budget, spend)` of a user row, if it exists.
+    pub async fn user_budget(&self, user_id: &str) -> Result<Option<(Option<f64>, f64)>, KeyError> {
+        let sql = r#"SELECT max_budget, spend FROM "LiteLLM_UserTable" WHERE user_id = $1"#;
+        Ok(match self {
+            KeyStore::Postgres(pg) => {
+                sqlx::query_as(sql)
+                    .bind(user_id)
+                    .fetch_optional(&pg.pool)
+                    .await?
+            }
+            KeyStore::Sqlite(lite) => {
+                sqlx::query_as(sql)
+                    .bind(user_id)
+                    .fetch_optional(&lite.pool)
+                    .await?
+            }
+        })
+    }
+
+    /// Sets a user row's `max_budget`, creating the row if missing (HX has no `/user/*` routes
+    /// yet; this is for tests and tooling).
+    pub async fn set_user_budget(
+        &self,
+        user_id: &str,
+        max_budget: Option<f64>,
+    ) -> Result<(), KeyError> {
+        let sql = r#"INSERT INTO "LiteLLM_UserTable" (user_id, max_budget) VALUES ($1, $2)
+                     ON CONFLICT (user_id) DO UPDATE SET max_budget = excluded.max_budget"#;
+        match self {
+            KeyStore::Postgres(pg) => {
+                sqlx::query(sql)
+                    .bind(user_id)
+                    .bind(max_budget)
+                    .execute(&pg.pool)
+                    .await?;
+            }
+            KeyStore::Sqlite(lite) => {
+                sqlx::query(sql)
+                    .bind(user_id)
+                    .bind(max_budget)
+                    .execute(&lite.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// `spend` of a user row, if it exists.
     pub async fn user_spend(&self, user_id: &str) -> Result<Option<f64>, KeyError> {
         let sql = r#"SELECT spend FROM "LiteLLM_UserTable" WHERE user_id = $1"#;

@@ -3,7 +3,7 @@
 //! - [`store`]: the [`store::VectorStore`] interface and its two backends (Qdrant server over
 //!   REST, Qdrant's engine embedded).
 //! - [`service`]: request validation, namespace scoping, embedding of documents and queries,
-//!   and the exact response shapes of `../shared/spec/rag-api.md`.
+//!   and the exact response shapes of `docs/spec/rag-api.md`.
 //! - [`ingest`]: `hx-gateway rag ingest`, a client of a running gateway that chunks files and
 //!   keeps their chunks in sync.
 //!

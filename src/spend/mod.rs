@@ -141,6 +141,11 @@ impl SpendLedger {
         self.cell(&format!("team:{team_id}"))
     }
 
+    /// The cell of a user (by `user_id`).
+    pub fn user_cell(&self, user_id: &str) -> Arc<SpendCell> {
+        self.cell(&format!("user:{user_id}"))
+    }
+
     fn cell(&self, id: &str) -> Arc<SpendCell> {
         let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
         // Looked up by `&str` first: the id is allocated once per key, not per request.
@@ -155,6 +160,9 @@ impl SpendLedger {
         if let Some(team) = &record.team_id {
             self.team_cell(team).recorded.add(record.spend);
         }
+        if let Some(user) = &record.user_id {
+            self.user_cell(user).recorded.add(record.spend);
+        }
     }
 
     fn add_flushed(&self, records: &[SpendRecord]) {
@@ -162,6 +170,9 @@ impl SpendLedger {
             self.key_cell(&record.api_key).flushed.add(record.spend);
             if let Some(team) = &record.team_id {
                 self.team_cell(team).flushed.add(record.spend);
+            }
+            if let Some(user) = &record.user_id {
+                self.user_cell(user).flushed.add(record.spend);
             }
         }
     }

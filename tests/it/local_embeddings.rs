@@ -22,9 +22,10 @@ use hx_gateway::error::ApiError;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+/// The reference vectors (made with sentence-transformers), kept in the repository.
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/minilm-l6-v2-reference.json"
+    "/tests/fixtures/minilm-l6-v2-reference.json"
 );
 
 #[derive(Deserialize)]
@@ -41,18 +42,8 @@ pub(crate) struct ReferenceCase {
     pub(crate) embedding: Vec<f32>,
 }
 
-/// The fixture is at `../shared` from the clone; a git worktree nested deeper (as helpers use)
-/// finds it in the nearest ancestor that has `shared/fixtures`.
 fn fixture_path() -> PathBuf {
-    let direct = PathBuf::from(FIXTURE);
-    if direct.is_file() {
-        return direct;
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|dir| dir.join("shared/fixtures/minilm-l6-v2-reference.json"))
-        .find(|path| path.is_file())
-        .unwrap_or(direct)
+    PathBuf::from(FIXTURE)
 }
 
 pub(crate) fn reference() -> Reference {

@@ -200,11 +200,18 @@ async fn no_kind_of_request_fallback_reaches_a_model_the_key_may_not_use() {
             ("b", forbidden.base()),
         ],
         "",
+    )
+    .replace(
+        "router_settings:",
+        &format!(
+            "  - model_name: \"wild/*\"\n    litellm_params: {{model: \"openai/*\", api_base: \"{}\", api_key: sk-up}}\nrouter_settings:",
+            forbidden.base()
+        ),
     );
     let gw = TestGateway::start(&yaml).await;
     let key = generate(&gw, json!({"models": ["a", "short"]})).await;
     type Shape = fn(&mut Value);
-    let shapes: [(&str, &str, Shape); 5] = [
+    let shapes: [(&str, &str, Shape); 6] = [
         ("strings", "a", |b| b["fallbacks"] = json!(["b"])),
         ("objects", "a", |b| b["fallbacks"] = json!([{"model": "b"}])),
         ("group maps", "a", |b| {
@@ -215,6 +222,9 @@ async fn no_kind_of_request_fallback_reaches_a_model_the_key_may_not_use() {
         }),
         ("context window", "short", |b| {
             b["context_window_fallbacks"] = json!(["b"])
+        }),
+        ("wildcard group", "a", |b| {
+            b["fallbacks"] = json!(["wild/b"])
         }),
     ];
     for path in ENDPOINTS {
@@ -228,14 +238,18 @@ async fn no_kind_of_request_fallback_reaches_a_model_the_key_may_not_use() {
                     e["message"]
                         .as_str()
                         .unwrap()
-                        .ends_with("Tried to access b"),
+                        .ends_with(if *what == "wildcard group" {
+                            "Tried to access wild/b"
+                        } else {
+                            "Tried to access b"
+                        }),
                     "{what} {path} stream={stream}: {e}"
                 );
             }
         }
     }
     assert_eq!(forbidden.hits(), 0, "the forbidden upstream was called");
-    assert_eq!(failing.hits(), 2 * 2 * 4);
+    assert_eq!(failing.hits(), 2 * 2 * 5);
     assert_eq!(too_long.hits(), 2 * 2);
     // The master key is not limited: the same fallback answers.
     let mut body = request(ENDPOINTS[0], "a", false);
@@ -533,4 +547,52 @@ async fn two_instances_on_one_redis_share_the_budget_holds() {
     assert_eq!(served, 3, "across both instances: {statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 37);
     assert_eq!(slow.hits(), 3);
+}
+
+#[tokio::test]
+async fn a_user_budget_binds_every_key_of_the_user() {
+    let slow = Upstream::start(
+        "slow",
+        Behaviour::Ok {
+            completion_tokens: 10,
+            delay_ms: 300,
+        },
+    )
+    .await;
+    let yaml = format!(
+        "model_list:\n  - model_name: slow\n    litellm_params: {{model: openai/slow, api_base: \"{}\", api_key: sk-up}}\n    model_info: {{input_cost_per_token: 0.0, output_cost_per_token: 0.000001}}\n",
+        slow.base()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let user_id = format!("user-{}", uuid::Uuid::new_v4().simple());
+    let keys_service = gw.state.keys().unwrap();
+    keys_service
+        .store()
+        .set_user_budget(&user_id, Some(2e-5))
+        .await
+        .unwrap();
+    let keys = [
+        generate(&gw, json!({"user_id": user_id})).await,
+        generate(&gw, json!({"user_id": user_id})).await,
+    ];
+    let body = json!({"model": "slow", "max_tokens": 10,
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let statuses = futures::future::join_all((0..20).map(|i| {
+        let (gw, key, body) = (&gw, &keys[i % 2], &body);
+        async move { send(gw, key, "/v1/chat/completions", body).await.status() }
+    }))
+    .await;
+    let served = statuses.iter().filter(|s| s.as_u16() == 200).count();
+    assert_eq!(served, 2, "{statuses:?}");
+    // Spent: either key is refused, naming the user's budget.
+    for key in &keys {
+        let e = expect_error(
+            send(&gw, key, "/v1/chat/completions", &body).await,
+            400,
+            "budget_exceeded",
+        )
+        .await;
+        assert!(e["message"].as_str().unwrap().contains(&user_id), "{e}");
+    }
+    assert_eq!(slow.hits(), 2);
 }

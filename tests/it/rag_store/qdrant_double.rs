@@ -5,7 +5,7 @@
 //! shared scenarios can run against the server backend. What makes it a faithful wire check:
 //!
 //! - every request body the backend sends is validated against the request schema of that
-//!   operation in Qdrant's own OpenAPI document (`../shared/reference/qdrant-openapi-1.19.json`),
+//!   operation in Qdrant's own OpenAPI document (`tests/fixtures/qdrant-openapi-1.19.json`),
 //!   and every request must be one of the documented operations, with `wait=true` on writes
 //!   and the `api-key` header when one is configured;
 //! - every response it gives is built in the shape of that operation's documented response
@@ -21,18 +21,11 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
 
-/// `shared/` sits beside the project root (`../shared`); a developer's git worktree in
-/// `<root>/wt/NAME` finds it two levels up.
-const OPENAPI_CANDIDATES: [&str; 2] = [
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/reference/qdrant-openapi-1.19.json"
-    ),
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/reference/qdrant-openapi-1.19.json"
-    ),
-];
+/// Qdrant's published OpenAPI document (v1.19), kept in the repository.
+const OPENAPI_CANDIDATES: [&str; 1] = [concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/qdrant-openapi-1.19.json"
+)];
 
 /// Qdrant's OpenAPI document, with OpenAPI 3.0's `nullable` turned into JSON Schema so that
 /// the validator understands it.
