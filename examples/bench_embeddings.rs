@@ -6,7 +6,17 @@
 //! Run (release, on an otherwise idle machine):
 //!   cargo run --release --example bench_embeddings -- "$(.ci/fetch-model.sh)" [SENTENCES] [REQUESTS]
 
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+#![cfg_attr(
+    feature = "local-embeddings",
+    expect(
+        clippy::print_stdout,
+        reason = "a command-line program: its results are printed"
+    )
+)]
+#![expect(
+    clippy::print_stderr,
+    reason = "a command-line program: its errors are printed"
+)]
 
 #[cfg(feature = "local-embeddings")]
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -98,7 +108,8 @@ async fn gateway_latency(
     requests: usize,
 ) -> Result<(), BoxError> {
     use hx_gateway::config::GatewayConfig;
-    use hx_gateway::server::{self, state::AppState};
+    use hx_gateway::gateway::{self, AppState};
+    use hx_gateway::server;
     use std::collections::HashMap;
     use std::time::{Duration, Instant};
 
@@ -112,9 +123,9 @@ async fn gateway_latency(
     );
     let env = HashMap::from([("HX_DATA_DIR".to_string(), data.path().display().to_string())]);
     let config = GatewayConfig::from_yaml_str(&yaml, &env)?;
-    let keys = hx_gateway::lifecycle::connect_keys(&config, true).await?;
-    let state = AppState::new(config, server::state::upstream_client()?, false)
-        .map_err(|e| e.to_string())?;
+    let keys = hx_gateway::commands::migrate::connect_keys(&config, true).await?;
+    let state =
+        AppState::new(config, gateway::upstream_client()?, false).map_err(|e| e.to_string())?;
     if let Some(d) = state.runtime().router.disabled.first() {
         return Err(format!("the local deployment is disabled: {}", d.reason).into());
     }

@@ -8,7 +8,11 @@
 //!   cargo run --profile bench-fast --no-default-features --example bench_rag -- [queries]
 //! (or `--release`: same code generation with fat LTO, much slower to build). Results: bench/rag.md.
 
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program: its output is printed"
+)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,11 +21,12 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use hx_gateway::config::GatewayConfig;
 use hx_gateway::error::ApiError;
+use hx_gateway::gateway::{self, AppState};
 use hx_gateway::rag::store::{
     EmbeddedStore, EmbeddedStoreOptions, Filter, Point, PointId, SearchQuery, WithPayload,
 };
 use hx_gateway::rag::{Embedder, RagScope, VectorStore};
-use hx_gateway::server::{self, state::AppState};
+use hx_gateway::server;
 use serde_json::{Map, Value, json};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -306,8 +311,8 @@ async fn gateway_overhead(data_dir: &std::path::Path, queries: &[Vec<f32>]) -> B
     );
     let env = HashMap::from([("HX_DATA_DIR".to_string(), data_dir.display().to_string())]);
     let config = GatewayConfig::from_yaml_str(&yaml, &env)?;
-    let keys = hx_gateway::lifecycle::connect_keys(&config, true).await;
-    let http = server::state::upstream_client()?;
+    let keys = hx_gateway::commands::migrate::connect_keys(&config, true).await;
+    let http = gateway::upstream_client()?;
     let state = AppState::new(config, http, false)?;
     match keys {
         Ok(keys) => state.set_keys(keys),

@@ -10,7 +10,11 @@
 //! Usage: `floor_proxy LISTEN_PORT UPSTREAM_PORT` (threads: `FLOOR_THREADS`, default all cores).
 
 // An example binary that talks to the operator on stderr.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program: its output is printed"
+)]
 
 use std::net::SocketAddr;
 

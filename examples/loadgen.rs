@@ -20,7 +20,11 @@
 //! Prints a human line and one `RESULT key=value ...` line for scripts (latencies in ms).
 
 // An example binary that reports on stdout/stderr.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program: its output is printed"
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -9,7 +9,11 @@
 //! stand in for several deployments). Worker threads: `MOCK_THREADS` (default: all cores).
 
 // An example binary that talks to the operator on stdout/stderr.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program: its output is printed"
+)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

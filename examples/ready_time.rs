@@ -12,7 +12,11 @@
 //! max_ms=...` line.
 
 // An example binary that reports on stdout/stderr.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program: its output is printed"
+)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

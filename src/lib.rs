@@ -1,24 +1,53 @@
 //! HX Gateway: an LLM gateway that reads LiteLLM's config and serves its OpenAI-compatible API,
 //! with virtual keys, limits, caching and retrieval built in.
+//!
+//! The modules form layers, listed here from the bottom up. A module imports only from its
+//! own layer or the ones below (checked by the `imports_run_one_way` test in
+//! [`layers`]); the few exceptions are named there, each with its reason.
+//!
+//! | layer | modules | what they are |
+//! |---|---|---|
+//! | 0 | [`error`], [`secret`], [`api`], [`tokens`], [`prices`], [`link`], [`metrics`], [`log`] | the error table, secrets and redaction, the OpenAI API's shared words (endpoints, usage, chunks, body fields), token estimates, model prices, the Redis link and clock, the metrics registry, log formatting |
+//! | 1 | [`config`] | LiteLLM's `config.yaml`, the environment, deployments |
+//! | 2 | [`db`], [`providers`], [`limits`], [`cache`], [`embeddings`] | LiteLLM's tables in Postgres or SQLite, upstream protocols, rate limits, the response cache, in-process embedding models |
+//! | 3 | [`keys`], [`spend`], [`router`], [`rag`], [`health`] | virtual keys in LiteLLM's tables, spend and budget holds, deployment selection with retries and fallbacks, retrieval, dependency probes |
+//! | 4 | [`gateway`], [`caller`] | what every request shares (config runtime and services) and who is calling |
+//! | 5 | [`proxy`] | the LLM request pipeline: check, limit, route, account |
+//! | 6 | [`server`] | HTTP: routes, extractors, the access log, serving threads |
+//! | 7 | [`commands`] | `serve`, `check`, `smoke`, `migrate`, `rag ingest` and their flags |
 
-pub mod cache;
-pub mod check;
-pub mod cli;
-pub mod config;
-pub mod embeddings;
+// Layer 0
+pub mod api;
 pub mod error;
+pub mod link;
+pub mod log;
+pub mod metrics;
+pub mod prices;
+pub mod secret;
+pub mod tokens;
+// Layer 1
+pub mod config;
+// Layer 2
+pub mod cache;
+pub mod db;
+pub mod embeddings;
+pub mod limits;
+pub mod providers;
+// Layer 3
 pub mod health;
 pub mod keys;
-pub mod lifecycle;
-pub mod limits;
-pub mod log_format;
-pub mod log_writer;
-pub mod metrics;
-pub mod providers;
-pub mod proxy;
 pub mod rag;
 pub mod router;
-pub mod secret;
-pub mod server;
-pub mod smoke;
 pub mod spend;
+// Layer 4
+pub mod caller;
+pub mod gateway;
+// Layer 5
+pub mod proxy;
+// Layer 6
+pub mod server;
+// Layer 7
+pub mod commands;
+
+#[cfg(test)]
+mod layers;

@@ -2,17 +2,21 @@
 //! hands over to the library.
 
 // The binary talks to the operator on stdout/stderr; the library never prints.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program: its output is printed"
+)]
 
 use std::collections::HashMap;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hx_gateway::cli::{Cli, Command, RagCommand};
+use hx_gateway::commands::cli::{Cli, Command, RagCommand};
+use hx_gateway::commands::{ConfigSource, migrate, serve};
 use hx_gateway::config::{EnvSource, ProcessEnv, env::parse_env_file};
-use hx_gateway::lifecycle::{self, ConfigSource};
-use hx_gateway::log_format::{PlainFields, UtcTime};
-use hx_gateway::log_writer::{BatchedWriter, FlushGuard};
+use hx_gateway::log::format::{PlainFields, UtcTime};
+use hx_gateway::log::writer::{BatchedWriter, FlushGuard};
 
 /// mimalloc instead of glibc's malloc: the request path allocates many small, short-lived
 /// buffers: +25% requests/s over glibc at full load (bench/). Without transparent huge pages
@@ -74,7 +78,7 @@ fn main() -> ExitCode {
             if !ignored.is_empty() {
                 tracing::warn!(flags = %ignored.join(" "), "LiteLLM command-line flags accepted and ignored");
             }
-            match runtime.block_on(lifecycle::serve(&cli.serve, source, &env)) {
+            match runtime.block_on(serve::serve(&cli.serve, source, &env)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
@@ -84,7 +88,7 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Check) => {
-            let report = runtime.block_on(hx_gateway::check::check(&source, &env));
+            let report = runtime.block_on(hx_gateway::commands::check::check(&source, &env));
             print!("{}", report.render());
             if report.passed() {
                 ExitCode::SUCCESS
@@ -92,7 +96,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Some(Command::Migrate) => match runtime.block_on(lifecycle::migrate_only(&source, &env)) {
+        Some(Command::Migrate) => match runtime.block_on(migrate::migrate_only(&source, &env)) {
             Ok(report) => {
                 println!("{report}");
                 ExitCode::SUCCESS
@@ -103,7 +107,10 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::Smoke(args)) => {
-            let report = runtime.block_on(hx_gateway::smoke::run(&args.url, args.key.as_deref()));
+            let report = runtime.block_on(hx_gateway::commands::smoke::run(
+                &args.url,
+                args.key.as_deref(),
+            ));
             print!("{}", report.render());
             if report.passed() {
                 ExitCode::SUCCESS
@@ -112,7 +119,7 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Rag(RagCommand::Ingest(args))) => {
-            use hx_gateway::rag::ingest::{IngestOptions, ingest};
+            use hx_gateway::commands::ingest::{IngestOptions, ingest};
             let mut progress = |line: &str| {
                 if line.starts_with("warning:") {
                     eprintln!("{line}");

@@ -4,13 +4,18 @@
 //! Label values come from a closed vocabulary (`&'static str`) or from the config (model group,
 //! deployment id, matched route template); never from a key, a URI or any other client text.
 
+// The one module allowed to call the `metrics` macros (clippy.toml `disallowed-macros`).
+#![expect(
+    clippy::disallowed_macros,
+    reason = "metrics.rs is where every metric is recorded"
+)]
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-// Re-exported so a module that imports `crate::metrics` can still write `metrics::counter!`.
-pub use ::metrics::{counter, gauge, histogram};
+use ::metrics::{counter, gauge, histogram};
 
 /// Buckets for request-scale latencies (seconds): 5 ms to 5 min, LLM answers are slow.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -219,6 +224,32 @@ pub fn record_cooldown(model_group: &str, deployment: &str) {
 /// `global`; `limit`: `rpm`, `tpm`, `parallel`, `budget`.
 pub fn record_rate_limit_rejection(scope: &'static str, limit: &'static str) {
     counter!("hx_rate_limit_rejections_total", "scope" => scope, "limit" => limit).increment(1);
+}
+
+/// A request answered from the response cache, once per hit (the lookup itself counts
+/// nothing, so `sum(hx_cache_hits_total)` is the number of cached answers).
+pub fn record_cache_hit(model_group: &str) {
+    counter!("hx_cache_hits_total", "model_group" => model_group.to_string()).increment(1);
+}
+
+/// A cache entry found but older than the request's `max-age`: served as a miss.
+pub fn record_cache_too_old() {
+    counter!("hx_cache_misses_total", "reason" => "too_old").increment(1);
+}
+
+/// A rate-limit check that fell back to this instance's memory because Redis failed.
+pub fn record_ratelimit_redis_fallback() {
+    counter!("hx_ratelimit_redis_fallback_total").increment(1);
+}
+
+/// Whether a Redis user (`purpose`: `ratelimit`, `cache`, ...) runs on its in-memory fallback.
+pub fn set_redis_fallback_active(purpose: &'static str, active: bool) {
+    gauge!("hx_redis_fallback_active", "purpose" => purpose).set(if active { 1.0 } else { 0.0 });
+}
+
+/// The time one RAG embedding call took, through the pipeline.
+pub fn record_rag_embedding(elapsed: Duration) {
+    histogram!("hx_rag_embedding_seconds").record(elapsed.as_secs_f64());
 }
 
 /// A cache lookup. `cache`: `response`, `key`, `embedding`, ...

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::CallType;
+use crate::api::Endpoint;
 
 /// Top-level request fields that do not change the answer (transport, bookkeeping, routing
 /// and the cache controls themselves). `model` is replaced by the model group.
@@ -38,10 +38,10 @@ const NON_SEMANTIC_FIELDS: &[&str] = &[
 ];
 
 /// The cache key (lowercase hex SHA-256) of a request body for a model group and call type.
-pub fn cache_key(call: CallType, model_group: &str, body: &Value) -> String {
+pub fn cache_key(call: Endpoint, model_group: &str, body: &Value) -> String {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"{\"call\":");
-    write_str(call.litellm_name(), &mut out);
+    write_str(call.call_type(), &mut out);
     out.extend_from_slice(b",\"model\":");
     write_str(model_group, &mut out);
     out.extend_from_slice(b",\"request\":");
@@ -113,7 +113,6 @@ fn write_str(s: &str, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use serde_json::json;
 
@@ -125,15 +124,15 @@ mod tests {
         let b = json!({"temperature": 0.2, "messages": [{"content": "hi", "role": "user"}],
                        "model": "alias"});
         assert_eq!(
-            cache_key(CallType::Chat, "gpt-4o", &a),
-            cache_key(CallType::Chat, "gpt-4o", &b)
+            cache_key(Endpoint::Chat, "gpt-4o", &a),
+            cache_key(Endpoint::Chat, "gpt-4o", &b)
         );
     }
 
     #[test]
     fn semantic_fields_change_the_key() {
         let base = json!({"messages": [{"role": "user", "content": "hi"}]});
-        let k = cache_key(CallType::Chat, "gpt-4o", &base);
+        let k = cache_key(Endpoint::Chat, "gpt-4o", &base);
         assert_eq!(k.len(), 64);
         for changed in [
             json!({"messages": [{"role": "user", "content": "hi!"}]}),
@@ -141,10 +140,10 @@ mod tests {
             json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}),
             json!({"messages": [{"role": "user", "content": "hi"}], "tools": []}),
         ] {
-            assert_ne!(k, cache_key(CallType::Chat, "gpt-4o", &changed));
+            assert_ne!(k, cache_key(Endpoint::Chat, "gpt-4o", &changed));
         }
-        assert_ne!(k, cache_key(CallType::Chat, "gpt-4o-mini", &base));
-        assert_ne!(k, cache_key(CallType::TextCompletion, "gpt-4o", &base));
+        assert_ne!(k, cache_key(Endpoint::Chat, "gpt-4o-mini", &base));
+        assert_ne!(k, cache_key(Endpoint::Completion, "gpt-4o", &base));
     }
 
     #[test]

@@ -16,48 +16,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::Value;
 
+use crate::api::Endpoint;
 use crate::error::{ApiError, ErrorKind};
-use crate::limits::{LinkError, RedisLink};
+use crate::link::{LinkError, RedisLink};
 
 pub use key::{cache_key, canonical_json};
 pub use replay::{SSE_DONE, sse_replay};
-
-/// The kinds of call that may be cached, by LiteLLM's `supported_call_types` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CallType {
-    /// `/chat/completions` (`acompletion`, `completion`).
-    Chat,
-    /// `/completions` (`atext_completion`, `text_completion`).
-    TextCompletion,
-    /// `/embeddings` (`aembedding`, `embedding`).
-    Embedding,
-    /// `/rerank` (`arerank`, `rerank`).
-    Rerank,
-}
-
-impl CallType {
-    /// The async name LiteLLM lists in `supported_call_types`.
-    pub fn litellm_name(self) -> &'static str {
-        match self {
-            CallType::Chat => "acompletion",
-            CallType::TextCompletion => "atext_completion",
-            CallType::Embedding => "aembedding",
-            CallType::Rerank => "arerank",
-        }
-    }
-
-    /// Parses a `supported_call_types` entry (sync and async names alike); `None` for call
-    /// types this gateway does not cache (transcriptions and the like).
-    pub fn from_litellm(name: &str) -> Option<Self> {
-        match name.trim_start_matches('a') {
-            "completion" => Some(CallType::Chat),
-            "text_completion" => Some(CallType::TextCompletion),
-            "embedding" => Some(CallType::Embedding),
-            "rerank" => Some(CallType::Rerank),
-            _ => None,
-        }
-    }
-}
 
 /// `cache_params.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,7 +49,7 @@ pub struct CacheSettings {
     pub ttl: Duration,
     /// Default namespace (`namespace`), prefixed to every storage key.
     pub namespace: Option<String>,
-    pub supported_call_types: Vec<CallType>,
+    pub supported_call_types: Vec<Endpoint>,
     pub mode: CacheMode,
     /// Memory bound of the local cache, in bytes of keys and bodies.
     pub max_bytes: u64,
@@ -104,11 +68,7 @@ impl Default for CacheSettings {
             backend: CacheBackendKind::Local,
             ttl: Duration::from_secs(600),
             namespace: None,
-            supported_call_types: vec![
-                CallType::Chat,
-                CallType::TextCompletion,
-                CallType::Embedding,
-            ],
+            supported_call_types: vec![Endpoint::Chat, Endpoint::Completion, Endpoint::Embedding],
             mode: CacheMode::DefaultOn,
             max_bytes: 256 * 1024 * 1024,
             key_prefix: "hx:cache".to_string(),
@@ -156,7 +116,7 @@ impl CacheSettings {
             s.supported_call_types = types
                 .iter()
                 .filter_map(Value::as_str)
-                .filter_map(CallType::from_litellm)
+                .filter_map(Endpoint::from_call_type)
                 .collect();
         }
         if let Some(mode) = map.get("mode") {
@@ -434,7 +394,7 @@ impl ResponseCache {
     /// Errors only on malformed `cache` controls (a 400).
     pub fn plan(
         &self,
-        call: CallType,
+        call: Endpoint,
         model_group: &str,
         body: &Value,
     ) -> Result<Option<CachePlan>, CacheError> {
@@ -492,12 +452,11 @@ impl ResponseCache {
                 decode_stored(raw?)?
             }
         };
-        let age = Duration::from_millis(crate::limits::unix_ms().saturating_sub(stored_at_ms));
+        let age = Duration::from_millis(crate::link::unix_ms().saturating_sub(stored_at_ms));
         if plan.max_age.is_some_and(|max| age > max) {
-            metrics::counter!("hx_cache_misses_total", "reason" => "too_old").increment(1);
+            crate::metrics::record_cache_too_old();
             return None;
         }
-        metrics::counter!("hx_cache_hits_total").increment(1);
         Some(CachedResponse { body, age })
     }
 
@@ -518,7 +477,7 @@ impl ResponseCache {
         if !plan.write || plan.ttl.is_zero() {
             return;
         }
-        let now = crate::limits::unix_ms();
+        let now = crate::link::unix_ms();
         match &self.backend {
             Backend::Local(cache) => {
                 let entry = Arc::new(LocalEntry {
@@ -568,7 +527,6 @@ fn decode_stored(raw: Vec<u8>) -> Option<(Bytes, u64)> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use serde_json::json;
 
@@ -586,7 +544,7 @@ mod tests {
         assert_eq!(s.mode, CacheMode::DefaultOff);
         assert_eq!(
             s.supported_call_types,
-            vec![CallType::Chat, CallType::Embedding]
+            vec![Endpoint::Chat, Endpoint::Embedding]
         );
         assert_eq!(s.redis_url.as_deref(), Some("redis://:pw@h:6380"));
         assert!(CacheSettings::from_cache_params(&json!({"type": "s3"})).is_err());

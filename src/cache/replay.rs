@@ -135,7 +135,6 @@ fn delta_of(message: Option<&Value>) -> Value {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     fn parse(events: &[String]) -> Vec<Value> {

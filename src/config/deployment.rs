@@ -125,7 +125,7 @@ pub struct Deployment {
     /// What requests are charged at: the configured `input_cost_per_token` /
     /// `output_cost_per_token`, else the built-in table's for `base_model` (else `model`).
     /// Resolved here once, not per request.
-    pub prices: crate::spend::ModelPrices,
+    pub prices: crate::prices::ModelPrices,
     pub max_tokens: Option<u64>,
     pub max_input_tokens: Option<u64>,
 }
@@ -266,9 +266,9 @@ pub fn build(
         .clone()
         .unwrap_or_else(|| stable_id(&raw.model_name, value));
     let api_base = params.api_base.map(|b| b.trim_end_matches('/').to_string());
-    let prices = crate::spend::prices_for(
+    let prices = crate::prices::prices_for(
         info.base_model.as_deref().unwrap_or(&model),
-        Some(&crate::spend::ModelPrices {
+        Some(&crate::prices::ModelPrices {
             input_cost_per_token: input_cost,
             output_cost_per_token: output_cost,
         }),

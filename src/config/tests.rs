@@ -1,5 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::collections::HashMap;
 
 use super::*;
@@ -218,13 +216,13 @@ model_list:
     assert_eq!(prices("priced").output_cost_per_token, None);
     assert_eq!(
         prices("by-base-model"),
-        crate::spend::builtin_prices("gpt-4o-mini").unwrap()
+        crate::prices::builtin_prices("gpt-4o-mini").unwrap()
     );
     assert_eq!(
         prices("by-model"),
-        crate::spend::builtin_prices("gpt-4o").unwrap()
+        crate::prices::builtin_prices("gpt-4o").unwrap()
     );
-    assert_eq!(prices("unknown"), crate::spend::ModelPrices::default());
+    assert_eq!(prices("unknown"), crate::prices::ModelPrices::default());
 }
 
 #[test]

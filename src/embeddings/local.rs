@@ -10,7 +10,9 @@
 //! normalisation.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
@@ -248,12 +250,7 @@ struct Job {
 fn worker_loop(engine: &Engine, receiver: &Mutex<mpsc::Receiver<Job>>, max_batch: usize) {
     loop {
         let jobs = {
-            // A poisoned lock only means another worker panicked while waiting; the receiver
-            // itself is still sound.
-            let mut receiver = match receiver.lock() {
-                Ok(guard) => guard,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut receiver = receiver.lock();
             let Some(first) = receiver.blocking_recv() else {
                 return;
             };
@@ -593,7 +590,6 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
     use axum::http::StatusCode;

@@ -4,10 +4,8 @@
 
 pub mod probes;
 
-use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
 use serde_json::{Value, json};
 
 use crate::config::GatewayConfig;
@@ -120,16 +118,12 @@ impl DependencyReport {
     }
 }
 
-/// Tells whether the embedded vector store is open (wired by the RAG layer).
-pub type EmbeddedStoreStatus = Arc<dyn Fn() -> bool + Send + Sync>;
-
 /// The probes with their kept connections; one per process, in `AppState`.
 #[derive(Default)]
 pub struct DependencyProbes {
     postgres: PostgresProbe,
     redis: RedisProbe,
     qdrant: QdrantProbe,
-    embedded_store: RwLock<Option<EmbeddedStoreStatus>>,
 }
 
 impl DependencyProbes {
@@ -137,23 +131,18 @@ impl DependencyProbes {
         Self::default()
     }
 
-    /// Installs the function that says whether the embedded vector store is open. Until it is
-    /// set, the embedded store counts as open.
-    pub fn set_embedded_vector_store_status(&self, status: EmbeddedStoreStatus) {
-        *self.embedded_store.write() = Some(status);
-    }
-
-    fn embedded_store_open(&self) -> bool {
-        self.embedded_store.read().as_ref().is_none_or(|f| f())
-    }
-
     /// Probes every dependency concurrently, each bounded by [`PROBE_TIMEOUT`], and updates
-    /// the `hx_dependency_up` gauges.
-    pub async fn probe_all(&self, config: &GatewayConfig) -> DependencyReport {
+    /// the `hx_dependency_up` gauges. The embedded vector store is no service to probe: the
+    /// caller says whether it is open (the RAG service knows).
+    pub async fn probe_all(
+        &self,
+        config: &GatewayConfig,
+        embedded_store_open: bool,
+    ) -> DependencyReport {
         let (postgres, redis, qdrant) = tokio::join!(
-            self.probe(Dependency::Postgres, config),
-            self.probe(Dependency::Redis, config),
-            self.probe(Dependency::Qdrant, config),
+            self.probe(Dependency::Postgres, config, embedded_store_open),
+            self.probe(Dependency::Redis, config, embedded_store_open),
+            self.probe(Dependency::Qdrant, config, embedded_store_open),
         );
         let report = DependencyReport {
             postgres,
@@ -168,7 +157,12 @@ impl DependencyProbes {
     }
 
     /// Probes one dependency.
-    pub async fn probe(&self, dependency: Dependency, config: &GatewayConfig) -> ProbeOutcome {
+    pub async fn probe(
+        &self,
+        dependency: Dependency,
+        config: &GatewayConfig,
+        embedded_store_open: bool,
+    ) -> ProbeOutcome {
         match dependency {
             Dependency::Postgres => match &config.database_url {
                 Some(url) if !is_sqlite(url) => {
@@ -199,7 +193,7 @@ impl DependencyProbes {
                     .await
                 }
                 None => {
-                    let up = self.embedded_store_open();
+                    let up = embedded_store_open;
                     ProbeOutcome {
                         dependency,
                         configured: true,
@@ -308,33 +302,8 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Refreshes the dependency gauges every [`BACKGROUND_PROBE_INTERVAL`] while the state lives.
-pub fn spawn_background_probe(state: &Arc<crate::server::state::AppState>) {
-    let weak: Weak<crate::server::state::AppState> = Arc::downgrade(state);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(BACKGROUND_PROBE_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let Some(state) = weak.upgrade() else {
-                break;
-            };
-            let config = state.runtime().config.clone();
-            let report = state.dependencies.probe_all(&config).await;
-            for o in report.outcomes().into_iter().filter(|o| o.is_failing()) {
-                tracing::warn!(
-                    dependency = o.dependency.name(),
-                    error = o.error.as_deref().unwrap_or(""),
-                    "dependency is down"
-                );
-            }
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

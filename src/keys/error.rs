@@ -1,6 +1,8 @@
 //! The key layer's errors and how each one reaches the client.
 
+use crate::db::DbError;
 use crate::error::{ApiError, ErrorKind};
+use crate::spend::BudgetDenied;
 
 /// What can go wrong in the key store, the key operations and the enforcement checks.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,36 @@ impl KeyError {
     }
 }
 
+/// A budget hold that did not fit: the client's 400 `budget_exceeded`, naming the spend, the
+/// budget, what requests in flight hold and this request's estimate.
+impl From<BudgetDenied> for KeyError {
+    fn from(d: BudgetDenied) -> Self {
+        KeyError::BudgetExceeded(format!(
+            "Budget has been exceeded! {}Current cost: {}, Max budget: {}, held by requests in \
+             flight: {}, this request's estimated maximum cost: {}",
+            d.claim.label, d.claim.spend, d.claim.max_budget, d.held, d.estimate
+        ))
+    }
+}
+
+/// The database's own errors keep their texts; they are the key store's 503s and start errors.
+impl From<DbError> for KeyError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Unavailable(m) => KeyError::Unavailable(m),
+            DbError::Config(m) => KeyError::Config(m),
+            DbError::Migration(m) => KeyError::Migration(m),
+        }
+    }
+}
+
+/// A database error reaching a client directly: as the key store's error would.
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> Self {
+        ApiError::from(KeyError::from(error))
+    }
+}
+
 impl From<sqlx::Error> for KeyError {
     fn from(error: sqlx::Error) -> Self {
         // sqlx messages may quote the connection URL; never let a password through.
@@ -77,7 +109,6 @@ impl From<KeyError> for ApiError {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use axum::http::StatusCode;
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::duration::parse_duration;
 use super::error::KeyError;
-use super::store::{KeyRecord, TeamRecord};
+use crate::db::{KeyRecord, TeamRecord};
 use crate::spend::{BudgetClaim, SpendCell};
 
 /// LiteLLM's values in `models` that allow every model of the proxy.
@@ -359,7 +359,6 @@ fn denied(model: &str, allowed: &[String]) -> KeyError {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn record(models: &[&str]) -> KeyRecord {

@@ -1,5 +1,5 @@
-//! Virtual keys: storage in LiteLLM's tables (Postgres or embedded SQLite), the `/key/*`
-//! operations, and the per-request enforcement (key valid, model allowed, budget left).
+//! Virtual keys: the `/key/*` operations over LiteLLM's tables (rows in `db`), and the
+//! per-request enforcement (key valid, model allowed, budget left).
 //!
 //! The lead's auth layer calls [`KeyService::authenticate`] and then the checks on the returned
 //! [`KeyInfo`]; the `/key/*` handlers are thin wrappers around the `KeyService` operations.
@@ -8,9 +8,7 @@ mod api;
 mod duration;
 mod error;
 mod info;
-mod schema;
 mod service;
-mod store;
 
 pub use api::{
     BlockKeyRequest, DeleteKeyRequest, GenerateKeyRequest, ListKeysQuery, UpdateKeyRequest,
@@ -18,6 +16,4 @@ pub use api::{
 pub use duration::parse_duration;
 pub use error::KeyError;
 pub use info::{KeyInfo, TeamInfo, UserBudget};
-pub use schema::MIGRATIONS_LOCK_ID;
 pub use service::{KeyService, KeyServiceOptions};
-pub use store::{KeyRecord, KeyStore, KeyStoreOptions, TeamRecord};

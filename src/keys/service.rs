@@ -18,7 +18,7 @@ use super::api::{
 use super::duration::parse_duration;
 use super::error::KeyError;
 use super::info::{KeyInfo, TeamInfo, UserBudget};
-use super::store::{KeyRecord, KeyStore};
+use crate::db::{KeyRecord, KeyStore};
 use crate::error::ApiError;
 use crate::secret::hash_key;
 use crate::spend::{SpendLedger, SpendRecord, SpendWriter, SpendWriterOptions};
@@ -430,7 +430,7 @@ impl KeyService {
     /// Waits until all spend recorded so far is in the database (graceful shutdown; wrap in
     /// a timeout, since during an outage it waits for the database).
     pub async fn flush_spend(&self) -> Result<(), KeyError> {
-        self.inner.writer.flush().await
+        Ok(self.inner.writer.flush().await?)
     }
 
     /// A key's spend including what this process has not written yet.
@@ -762,7 +762,6 @@ impl KeyService {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -4,8 +4,10 @@
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+
+use parking_lot::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::{
@@ -129,8 +131,7 @@ pub struct MemoryLimiter {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while holding these locks; a poisoned one still has consistent data.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    m.lock()
 }
 
 impl MemoryLimiter {
@@ -163,7 +164,7 @@ impl MemoryLimiter {
             // left in their windows are dropped; a later request recreates them empty.
             map.retain(|_, state| {
                 Arc::strong_count(state) > 1
-                    || state.try_lock().map_or(true, |mut s| {
+                    || state.try_lock().is_none_or(|mut s| {
                         s.evict(now, window);
                         !s.is_idle()
                     })
@@ -293,7 +294,6 @@ fn duration_ms(d: Duration) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::super::{Admission, RateLimiter};
     use super::*;
 

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use redis::Script;
 
-use super::link::{LinkError, RedisLink};
 use super::memory::MemoryLimiter;
 use super::{
     Held, LimitError, LimitKind, LimitRejection, LimitRequest, LimitScope, LimiterOptions, Quota,
     RateLimitInfo, Reservation, Store,
 };
+use crate::link::{LinkError, RedisLink};
 
 /// Checks every scope (4 keys each: request log, token log, token sum, leases), then commits
 /// all of them; returns `{0, scope index, kind, limit, retry ms}` on refusal or
@@ -222,7 +222,7 @@ impl RedisLimiter {
         let reply = match reply {
             Ok(reply) => reply,
             Err(_) => {
-                metrics::counter!("hx_ratelimit_redis_fallback_total").increment(1);
+                crate::metrics::record_ratelimit_redis_fallback();
                 return self.fallback.acquire(requests);
             }
         };

@@ -712,7 +712,6 @@ pub fn error_body(status: u16, text: &str) -> bytes::Bytes {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     fn body(v: Value) -> Map<String, Value> {

@@ -8,7 +8,6 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::mock::rough_tokens;
 use super::native::{
     self, Answer, Choice, ChunkWriter, ImageRef, StreamTranslator, ToolCall, check_params,
     content_text, invalid, usage,
@@ -19,6 +18,7 @@ use super::{
     Usage,
 };
 use crate::config::Deployment;
+use crate::tokens::rough_tokens;
 
 const PROVIDER: &str = "gemini";
 const DEFAULT_BASE: &str = "https://generativelanguage.googleapis.com";
@@ -799,7 +799,6 @@ pub fn error_body(status: u16, text: &str) -> bytes::Bytes {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     fn body(v: Value) -> Map<String, Value> {

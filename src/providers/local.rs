@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use super::{Endpoint, ProviderError, ProviderResponse, ProviderUnavailable, UpstreamRequest};
+use super::{ProviderError, ProviderResponse, ProviderUnavailable, UpstreamRequest};
+use crate::api::Endpoint;
 use crate::config::Deployment;
 use crate::error::ApiError;
 
@@ -95,11 +96,7 @@ impl Local {
             .map(|(index, v)| serde_json::json!({"object": "embedding", "index": index, "embedding": v}))
             .collect();
         let tokens = result.prompt_tokens as u64;
-        let usage = super::Usage {
-            prompt_tokens: tokens,
-            completion_tokens: 0,
-            total_tokens: tokens,
-        };
+        let usage = crate::api::Usage::new(tokens, 0);
         let body = serde_json::json!({"object": "list", "data": data, "model": requested, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}});
         Ok(ProviderResponse::Complete {
             body: bytes::Bytes::from(body.to_string()),

@@ -5,7 +5,9 @@ use bytes::Bytes;
 use futures::stream;
 use serde_json::{Value, json};
 
-use super::{Endpoint, ProviderError, ProviderResponse, StreamChunk, UpstreamRequest, Usage};
+use super::{ProviderError, ProviderResponse, UpstreamRequest};
+use crate::api::{Endpoint, StreamChunk, Usage};
+use crate::tokens::{estimate_prompt_tokens, rough_tokens};
 
 #[derive(Debug, Clone)]
 pub struct Mock {
@@ -24,11 +26,7 @@ impl Mock {
         let model = request.deployment.upstream_model(request.requested_model);
         let prompt_tokens = estimate_prompt_tokens(request.body);
         let completion_tokens = rough_tokens(&self.text);
-        let usage = Usage {
-            prompt_tokens,
-            completion_tokens,
-            total_tokens: prompt_tokens + completion_tokens,
-        };
+        let usage = Usage::new(prompt_tokens, completion_tokens);
         let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
         let created = chrono::Utc::now().timestamp();
         match request.endpoint {
@@ -123,32 +121,4 @@ fn stream_chunks(
     out.push(chunk(vec![choice(None, Some("stop"))], None));
     out.push(chunk(vec![], Some(usage)));
     out
-}
-
-/// A rough token count (about four characters a token), for providers that report none.
-pub fn rough_tokens(text: &str) -> u64 {
-    (text.chars().count() as u64).div_ceil(4)
-}
-
-/// A rough prompt size: the text of `messages`, `prompt` or `input`.
-pub fn estimate_prompt_tokens(body: &serde_json::Map<String, Value>) -> u64 {
-    fn text_len(v: &Value) -> u64 {
-        match v {
-            Value::String(s) => rough_tokens(s),
-            Value::Array(items) => items.iter().map(text_len).sum(),
-            Value::Object(map) => {
-                map.iter()
-                    .filter(|(k, _)| matches!(k.as_str(), "content" | "text"))
-                    .map(|(_, v)| text_len(v))
-                    .sum::<u64>()
-                    + 3
-            }
-            _ => 0,
-        }
-    }
-    ["messages", "prompt", "input"]
-        .iter()
-        .filter_map(|k| body.get(*k))
-        .map(text_len)
-        .sum()
 }

@@ -20,50 +20,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::api::{Endpoint, StreamChunk, Usage};
 use crate::config::{Deployment, ProviderKind};
 use crate::error::{ApiError, ErrorKind};
-
-/// The OpenAI endpoint a request came in on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    Chat,
-    Completion,
-    Embedding,
-}
-
-impl Endpoint {
-    /// LiteLLM's `call_type` for spend logs.
-    pub fn call_type(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "acompletion",
-            Endpoint::Completion => "atext_completion",
-            Endpoint::Embedding => "aembedding",
-        }
-    }
-
-    /// The path below an OpenAI-compatible base URL.
-    pub fn openai_path(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "/chat/completions",
-            Endpoint::Completion => "/completions",
-            Endpoint::Embedding => "/embeddings",
-        }
-    }
-}
-
-/// Token counts, OpenAI's `usage` object.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    #[serde(default)]
-    pub prompt_tokens: u64,
-    #[serde(default)]
-    pub completion_tokens: u64,
-    #[serde(default)]
-    pub total_tokens: u64,
-}
 
 /// One request to one deployment.
 #[derive(Debug)]
@@ -81,17 +42,6 @@ pub struct UpstreamRequest<'a> {
     /// Ask the upstream for a final usage chunk (OpenAI `stream_options.include_usage`).
     pub want_stream_usage: bool,
     pub drop_params: bool,
-}
-
-/// One event of a streamed answer: the JSON of one `chat.completion.chunk` (or completion
-/// chunk) in OpenAI's shape.
-#[derive(Debug, Clone)]
-pub struct StreamChunk {
-    pub data: Bytes,
-    /// Set on the chunk that carries usage (usually the last).
-    pub usage: Option<Usage>,
-    /// A chunk that carries only usage (no choices): dropped when the client did not ask.
-    pub usage_only: bool,
 }
 
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<StreamChunk, ProviderError>> + Send>>;
@@ -309,99 +259,4 @@ pub(crate) fn client_for_thread(shared: &reqwest::Client) -> reqwest::Client {
     THREAD_CLIENT
         .with(|c| c.borrow().clone())
         .unwrap_or_else(|| shared.clone())
-}
-
-/// Reads the top-level `usage` out of an OpenAI-shaped JSON answer: only that value is parsed.
-pub fn usage_of(body: &[u8]) -> Option<Usage> {
-    let value = top_level_value(body, b"usage")?;
-    let mut parser = serde_json::Deserializer::from_slice(value);
-    Option::<Usage>::deserialize(&mut parser).ok().flatten()
-}
-
-/// The bytes of a JSON object from where the value of one of its top-level keys starts.
-///
-/// Written here because serde_json can only skip the other members by parsing them, which
-/// validates every byte of the generated text: ~8,000 instructions for the benchmark's short
-/// answer, growing with the answer's length. This scan jumps through strings (`memchr` to the
-/// next quote or backslash) and follows nesting, so a `"usage"` inside a string or a nested
-/// object never matches; in valid JSON a string followed by `:` at depth 1 is a key of the
-/// top-level object. The value itself is then parsed by serde.
-fn top_level_value<'a>(json: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
-    let mut depth = 0usize;
-    let mut i = 0;
-    while let Some(&byte) = json.get(i) {
-        match byte {
-            b'"' => {
-                let start = i + 1;
-                let mut end = start;
-                // Inside a string only a quote or a backslash matters: jump to the next one.
-                loop {
-                    end += memchr::memchr2(b'"', b'\\', json.get(end..)?)?;
-                    match json[end] {
-                        b'\\' => end += 2,
-                        _ => break,
-                    }
-                }
-                let rest = json.get(end + 1..)?;
-                if depth == 1 && json.get(start..end) == Some(key) {
-                    let next = rest.iter().position(|b| !b.is_ascii_whitespace())?;
-                    if rest[next] == b':' {
-                        return rest.get(next + 1..);
-                    }
-                }
-                i = end + 1;
-            }
-            b'{' | b'[' => {
-                depth += 1;
-                i += 1;
-            }
-            b'}' | b']' => {
-                depth = depth.checked_sub(1)?;
-                i += 1;
-            }
-            _ => i += 1,
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod usage_tests {
-    use super::*;
-
-    fn usage(prompt: u64, completion: u64) -> Option<Usage> {
-        Some(Usage {
-            prompt_tokens: prompt,
-            completion_tokens: completion,
-            total_tokens: prompt + completion,
-        })
-    }
-
-    #[test]
-    fn the_top_level_usage_is_read() {
-        let body = br#"{"id":"c1","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8},"system_fingerprint":"fp"}"#;
-        assert_eq!(usage_of(body), usage(5, 3));
-        let spaced = b"{ \"usage\" :\n {\"prompt_tokens\": 2, \"completion_tokens\": 1, \"total_tokens\": 3} }";
-        assert_eq!(usage_of(spaced), usage(2, 1));
-    }
-
-    #[test]
-    fn usage_inside_strings_or_nested_objects_is_not_the_answers() {
-        // The generated text mentions the key, escaped quotes included; a nested object has a
-        // `usage` of its own before the real one.
-        let body = br#"{"choices":[{"message":{"content":"say \"usage\": {\"prompt_tokens\": 99} \\"}}],"meta":{"usage":{"prompt_tokens":50,"completion_tokens":50,"total_tokens":100}},"model":"usage","usage":{"prompt_tokens":7,"completion_tokens":1,"total_tokens":8}}"#;
-        assert_eq!(usage_of(body), usage(7, 1));
-        let nested_only = br#"{"choices":[{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}]}"#;
-        assert_eq!(usage_of(nested_only), None);
-    }
-
-    #[test]
-    fn missing_null_or_broken_usage_is_none() {
-        assert_eq!(usage_of(br#"{"choices":[]}"#), None);
-        assert_eq!(usage_of(br#"{"usage":null}"#), None);
-        assert_eq!(usage_of(br#"{"usage":{"prompt_tokens":"many"}}"#), None);
-        assert_eq!(usage_of(br#"{"usage""#), None);
-        assert_eq!(usage_of(b"not json"), None);
-        assert_eq!(usage_of(br#"{"content":"unterminated"#), None);
-    }
 }

@@ -239,11 +239,7 @@ pub fn embeddings_response(
         .enumerate()
         .map(|(index, embedding)| json!({"object": "embedding", "index": index, "embedding": embedding}))
         .collect();
-    let usage = Usage {
-        prompt_tokens,
-        completion_tokens: 0,
-        total_tokens: prompt_tokens,
-    };
+    let usage = Usage::new(prompt_tokens, 0);
     let body = json!({"object": "list", "data": data, "model": model, "usage": usage});
     ProviderResponse::Complete {
         body: Bytes::from(body.to_string()),
@@ -336,11 +332,7 @@ impl Answer {
 
 /// Usage from prompt and completion counts.
 pub fn usage(prompt_tokens: u64, completion_tokens: u64) -> Usage {
-    Usage {
-        prompt_tokens,
-        completion_tokens,
-        total_tokens: prompt_tokens + completion_tokens,
-    }
+    Usage::new(prompt_tokens, completion_tokens)
 }
 
 /// A fresh OpenAI-style id (`chatcmpl-...`, `call_...`).
@@ -726,7 +718,6 @@ pub async fn read_json<T: DeserializeOwned>(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     #[test]

@@ -6,7 +6,6 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::mock::rough_tokens;
 use super::native::{
     self, Answer, Choice, ChunkWriter, ImageRef, StreamTranslator, ToolCall, check_params,
     content_text, invalid, usage,
@@ -16,6 +15,7 @@ use super::{
     Endpoint, ProviderError, ProviderResponse, ProviderUnavailable, StreamChunk, UpstreamRequest,
 };
 use crate::config::{Deployment, ProviderKind};
+use crate::tokens::rough_tokens;
 
 const DEFAULT_BASE: &str = "http://localhost:11434";
 
@@ -645,7 +645,6 @@ pub fn error_body(status: u16, text: &str) -> bytes::Bytes {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     fn body(v: Value) -> Map<String, Value> {

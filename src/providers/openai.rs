@@ -11,8 +11,9 @@ use serde_json::{Map, Value};
 use super::transport::{self, UpstreamUrl};
 use super::{
     Endpoint, ProviderError, ProviderResponse, ProviderUnavailable, UpstreamRequest,
-    parse_retry_after, sse, usage_of,
+    parse_retry_after, sse,
 };
+use crate::api::usage_of;
 use crate::config::Deployment;
 use crate::secret::scrub;
 
@@ -312,7 +313,6 @@ async fn send(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use std::collections::HashMap;
 
     use serde_json::json;

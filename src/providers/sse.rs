@@ -8,7 +8,8 @@ use futures::stream::BoxStream;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::{ChunkStream, ProviderError, StreamChunk, Usage};
+use super::{ChunkStream, ProviderError};
+use crate::api::{StreamChunk, Usage};
 
 /// Turns an OpenAI-style SSE response (`data: {...}` events, ending with `data: [DONE]`) into
 /// a stream of chunks. An `{"error": ...}` event, or a broken connection, ends it with an error.

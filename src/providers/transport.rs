@@ -68,7 +68,7 @@ thread_local! {
     static DIRECT: DirectClient = direct_client();
 }
 
-/// The same pool settings as the reqwest client (`server::state::upstream_client`).
+/// The same pool settings as the reqwest client (`gateway::upstream_client`).
 fn direct_client() -> DirectClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);

@@ -8,14 +8,14 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::{LlmRequest, MODEL_GROUP, OVERHEAD, Reply, ReplyBody, header_value};
+use crate::api::{Endpoint, Usage};
 use crate::cache::{CachePlan, CachedResponse, ResponseCache};
+use crate::caller::Caller;
 use crate::config::Deployment;
 use crate::error::ApiError;
 use crate::keys::KeyService;
 use crate::limits::Admission;
-use crate::providers::{Endpoint, Usage};
-use crate::server::auth::Caller;
-use crate::spend::{self, BudgetHold, SpendRecord};
+use crate::spend::{BudgetHold, SpendRecord};
 
 const RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
 const CACHE_KEY: HeaderName = HeaderName::from_static("x-litellm-cache-key");
@@ -134,12 +134,8 @@ impl Finish {
         usage: Option<Usage>,
         body: Option<&Bytes>,
     ) -> Outcome {
-        let usage = usage.unwrap_or(Usage {
-            prompt_tokens: self.estimate,
-            completion_tokens: 0,
-            total_tokens: self.estimate,
-        });
-        let cost = spend::cost_at(
+        let usage = usage.unwrap_or(Usage::new(self.estimate, 0));
+        let cost = crate::prices::cost_at(
             &deployment.prices,
             usage.prompt_tokens,
             usage.completion_tokens,
@@ -203,9 +199,9 @@ pub fn cached_reply(
     started: Instant,
     spend: Option<SpendSink>,
 ) -> Result<Reply, ApiError> {
-    metrics::counter!("hx_cache_hits_total", "model_group" => request.model.clone()).increment(1);
+    crate::metrics::record_cache_hit(&request.model);
     if let Some(sink) = spend {
-        let usage = crate::providers::usage_of(&hit.body).unwrap_or_default();
+        let usage = crate::api::usage_of(&hit.body).unwrap_or_default();
         sink.record(
             request.endpoint.call_type(),
             &request.model,

@@ -4,13 +4,13 @@
 
 use serde_json::{Map, Value};
 
+use crate::api::Endpoint;
+use crate::caller::Caller;
 use crate::error::ApiError;
+use crate::gateway::AppState;
 use crate::keys::KeyError;
-use crate::providers::Endpoint;
 use crate::router::Router;
-use crate::server::auth::Caller;
-use crate::server::state::AppState;
-use crate::spend::{self, BudgetHold};
+use crate::spend::BudgetHold;
 
 /// Completion tokens assumed when neither the request (`max_tokens`,
 /// `max_completion_tokens`) nor the deployment (`model_info.max_tokens`) bounds the answer.
@@ -53,7 +53,7 @@ pub fn estimated_max_cost<'a>(
     models: impl Iterator<Item = &'a str>,
     body: &Map<String, Value>,
 ) -> f64 {
-    let prompt = crate::providers::mock::estimate_prompt_tokens(body);
+    let prompt = crate::tokens::estimate_prompt_tokens(body);
     let asked = ["max_tokens", "max_completion_tokens"]
         .iter()
         .find_map(|k| body.get(*k).and_then(Value::as_u64));
@@ -68,13 +68,13 @@ pub fn estimated_max_cost<'a>(
                 Endpoint::Embedding => 0,
                 // A `mock_response` deployment's answer is known in advance.
                 Endpoint::Chat | Endpoint::Completion => match &deployment.mock_response {
-                    Some(text) => crate::providers::mock::rough_tokens(text),
+                    Some(text) => crate::tokens::rough_tokens(text),
                     None => asked
                         .or(deployment.max_tokens)
                         .unwrap_or(DEFAULT_OUTPUT_TOKENS),
                 },
             };
-            max = max.max(spend::cost_at(&deployment.prices, prompt, output));
+            max = max.max(crate::prices::cost_at(&deployment.prices, prompt, output));
         }
     }
     max

@@ -7,12 +7,13 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
 use super::accounting::{Finish, SpendSink};
+use crate::api::Endpoint;
+use crate::caller::Caller;
 use crate::error::{ApiError, ErrorKind};
-use crate::providers::{Endpoint, ProviderResponse};
+use crate::gateway::AppState;
+use crate::providers::ProviderResponse;
 use crate::rag::Embedder;
 use crate::router::{RouteFailure, RouteRequest};
-use crate::server::auth::Caller;
-use crate::server::state::AppState;
 
 /// Embeds with `EMBEDDING_MODEL` on behalf of one caller.
 pub struct RouterEmbedder<'a> {
@@ -37,7 +38,7 @@ impl RouterEmbedder<'_> {
         let mut body = Map::new();
         body.insert("model".into(), Value::String(model.clone()));
         body.insert("input".into(), json!(texts));
-        let estimate = crate::providers::mock::estimate_prompt_tokens(&body);
+        let estimate = crate::tokens::estimate_prompt_tokens(&body);
         let spend = SpendSink::for_caller(
             self.caller,
             self.state.keys(),
@@ -58,7 +59,7 @@ impl RouterEmbedder<'_> {
             .limiter
             .acquire(&self.caller.limit_requests(&runtime.config, estimate))
             .await
-            .map_err(super::rejected)?;
+            .map_err(ApiError::from)?;
         let started = Instant::now();
         let routed = runtime
             .router
@@ -96,7 +97,7 @@ impl RouterEmbedder<'_> {
             budget,
         };
         finish.complete(&routed.member.deployment, &routed.model_group, usage, None);
-        metrics::histogram!("hx_rag_embedding_seconds").record(started.elapsed().as_secs_f64());
+        crate::metrics::record_rag_embedding(started.elapsed());
         parse_embeddings(&body, count)
     }
 }

@@ -12,13 +12,13 @@ use axum::http::{HeaderName, HeaderValue};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::cache::CallType;
+use crate::api::fields::{optional_bool, required_str};
+use crate::api::{Endpoint, Usage};
+use crate::caller::Caller;
 use crate::error::ApiError;
-use crate::providers::{Endpoint, ProviderResponse, Usage};
+use crate::gateway::AppState;
+use crate::providers::ProviderResponse;
 use crate::router::{RouteFailure, RouteRequest, Routed};
-use crate::server::auth::Caller;
-use crate::server::extract::{optional_bool, required_str};
-use crate::server::state::AppState;
 
 /// Body fields that steer the gateway and are not sent upstream.
 const GATEWAY_FIELDS: &[&str] = &[
@@ -204,7 +204,7 @@ pub async fn handle(
     let cache_plan = match &state.cache {
         Some(cache) => {
             let body = Value::Object(std::mem::take(&mut request.body));
-            let plan = cache.plan(call_type(request.endpoint), &request.model, &body);
+            let plan = cache.plan(request.endpoint, &request.model, &body);
             if let Value::Object(map) = body {
                 request.body = map;
             }
@@ -250,7 +250,7 @@ pub async fn handle(
         .limiter
         .acquire(&caller.limit_requests(&runtime.config, estimate))
         .await
-        .map_err(rejected)?;
+        .map_err(ApiError::from)?;
     let route = RouteRequest {
         endpoint: request.endpoint,
         model: &request.model,
@@ -301,15 +301,6 @@ pub async fn handle(
     ))
 }
 
-/// The cache's name for an endpoint.
-fn call_type(endpoint: Endpoint) -> CallType {
-    match endpoint {
-        Endpoint::Chat => CallType::Chat,
-        Endpoint::Completion => CallType::TextCompletion,
-        Endpoint::Embedding => CallType::Embedding,
-    }
-}
-
 /// Tokens reserved against tpm limits before the call: the prompt's rough size plus the
 /// completion budget the client asked for.
 fn estimate_tokens(body: &Map<String, Value>) -> u64 {
@@ -317,7 +308,7 @@ fn estimate_tokens(body: &Map<String, Value>) -> u64 {
         .iter()
         .find_map(|k| body.get(*k).and_then(Value::as_u64))
         .unwrap_or(0);
-    crate::providers::mock::estimate_prompt_tokens(body) + budget
+    crate::tokens::estimate_prompt_tokens(body) + budget
 }
 
 pub(crate) const MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
@@ -400,22 +391,4 @@ pub(crate) fn record_usage(model_group: &str, usage: Option<Usage>) {
     if let Some(usage) = usage {
         crate::metrics::record_tokens(model_group, usage.prompt_tokens, usage.completion_tokens);
     }
-}
-
-/// A rate-limit rejection, counted, as the client's 429.
-pub(crate) fn rejected(rejection: crate::limits::LimitRejection) -> ApiError {
-    use crate::limits::{LimitKind, LimitScope};
-    let scope = match rejection.scope {
-        LimitScope::Key(_) => "key",
-        LimitScope::Team(_) => "team",
-        LimitScope::Deployment(_) => "deployment",
-        LimitScope::Global => "global",
-    };
-    let limit = match rejection.kind {
-        LimitKind::Requests => "rpm",
-        LimitKind::Tokens => "tpm",
-        LimitKind::Parallel => "max_parallel_requests",
-    };
-    crate::metrics::record_rate_limit_rejection(scope, limit);
-    ApiError::from(rejection)
 }

@@ -11,7 +11,8 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::Stream;
 
-use crate::providers::{ChunkStream, Usage};
+use crate::api::Usage;
+use crate::providers::ChunkStream;
 
 /// Called once when the stream ends, however it ends, with the usage seen (if any).
 pub type OnFinish = Box<dyn FnOnce(Option<Usage>) + Send>;

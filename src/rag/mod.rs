@@ -4,14 +4,11 @@
 //!   REST, Qdrant's engine embedded).
 //! - [`service`]: request validation, namespace scoping, embedding of documents and queries,
 //!   and the exact response shapes of `docs/spec/rag-api.md`.
-//! - [`ingest`]: `hx-gateway rag ingest`, a client of a running gateway that chunks files and
-//!   keeps their chunks in sync.
 //!
 //! The HTTP layer calls [`RagService::search`], [`RagService::upsert`] and
 //! [`RagService::delete`] with the caller's [`RagScope`], an [`Embedder`] bound to the
 //! caller's identity, and the raw JSON body.
 
-pub mod ingest;
 pub mod service;
 pub mod store;
 
@@ -22,7 +19,7 @@ use futures::future::BoxFuture;
 use crate::error::ApiError;
 use crate::secret::{Secret, redact_url};
 
-pub use service::RagService;
+pub use service::{RagOperation, RagService};
 pub use store::{VectorStore, VectorStoreError};
 
 /// Computes embeddings for texts, in order, one vector per text. The gateway implements it

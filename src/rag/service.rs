@@ -5,9 +5,7 @@
 //! Bodies are taken as raw JSON so that this module owns every validation message (a wrong
 //! type names its field, as `invalid_request_error` with `param`).
 
-// `ApiError` is the crate-wide error the HTTP layer renders; its size is its owner's choice.
-#![allow(clippy::result_large_err)]
-
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
@@ -29,9 +27,35 @@ const DEFAULT_LIMIT: u64 = 5;
 const DEFAULT_POINTS_LIMIT: u64 = 100;
 const NEITHER_QUERY_NOR_VECTOR: &str = "Provide either 'vector' or 'query'.";
 
+/// Which RAG operation a request runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RagOperation {
+    Search,
+    Upsert,
+    Delete,
+    /// `/v1/rag/points` (not in the public contract): stored points by filter, for ingest.
+    Points,
+}
+
+impl RagOperation {
+    /// The `operation` label of the RAG metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            RagOperation::Search => "search",
+            RagOperation::Upsert => "upsert",
+            RagOperation::Delete => "delete",
+            RagOperation::Points => "points",
+        }
+    }
+}
+
 /// The RAG API over one vector store.
 pub struct RagService {
     store: VectorStore,
+    /// Whether the vector store is open: false after a failed open (another process holds
+    /// the embedded store's directory), true again after any operation succeeds. Read by
+    /// the dependency health output.
+    open: AtomicBool,
     default_collection: String,
     embed_batch: usize,
     /// Upserts never create a collection beyond this many.
@@ -42,6 +66,7 @@ impl RagService {
     pub fn new(store: VectorStore, default_collection: impl Into<String>) -> Self {
         RagService {
             store,
+            open: AtomicBool::new(true),
             default_collection: default_collection.into(),
             embed_batch: DEFAULT_EMBED_BATCH,
             max_collections: crate::rag::DEFAULT_MAX_COLLECTIONS,
@@ -90,9 +115,49 @@ impl RagService {
         &self.default_collection
     }
 
-    /// Health of the store (opens the embedded store if not yet open).
+    /// Health of the store (opens the embedded store if not yet open); a failure marks the
+    /// store not open until an operation succeeds.
     pub async fn health(&self) -> Result<(), VectorStoreError> {
-        self.store.health().await
+        let result = self.store.health().await;
+        if result.is_err() {
+            self.set_open(false);
+        }
+        result
+    }
+
+    /// Whether the vector store is open (see [`RagService::health`]).
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Marks the store open or not (a failed open elsewhere, or tests of the health output).
+    pub fn set_open(&self, open: bool) {
+        self.open.store(open, Ordering::Relaxed);
+    }
+
+    /// Runs one operation for a caller, counted in the RAG metrics. A success shows the
+    /// vector store open: the start-up check marks it down while another process holds the
+    /// embedded store's directory, and it opens on a later request once that process is gone.
+    pub async fn run(
+        &self,
+        operation: RagOperation,
+        scope: &RagScope,
+        embedder: &dyn Embedder,
+        body: Value,
+    ) -> Result<Value, ApiError> {
+        let started = Instant::now();
+        let result = match operation {
+            RagOperation::Search => self.search(scope, embedder, body).await,
+            RagOperation::Upsert => self.upsert(scope, embedder, body).await,
+            RagOperation::Delete => self.delete(scope, embedder, body).await,
+            RagOperation::Points => self.points(scope, body).await,
+        };
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        crate::metrics::record_rag_operation(operation.name(), outcome, started.elapsed());
+        if result.is_ok() {
+            self.set_open(true);
+        }
+        result
     }
 
     /// Flushes and stops the store; call at shutdown.
@@ -1018,7 +1083,6 @@ fn embedding_count_error(expected: usize, got: usize) -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     #[test]

@@ -13,10 +13,11 @@ use futures::StreamExt;
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
+use crate::api::Endpoint;
 use crate::config::{Deployment, DisabledDeployment, GatewayConfig, RoutingConfig};
 use crate::error::{ApiError, ErrorKind};
 use crate::limits::{Admission, LimitRejection, LimitRequest, LimitScope, RateLimiter};
-use crate::providers::{Endpoint, Provider, ProviderError, ProviderResponse, UpstreamRequest};
+use crate::providers::{Provider, ProviderError, ProviderResponse, UpstreamRequest};
 
 /// A deployment with its provider and the live numbers routing decides on.
 pub struct Member {
@@ -266,8 +267,7 @@ impl Router {
                     routed.attempted_retries = retries;
                     routed.attempted_fallbacks = fallbacks_tried;
                     routed.upstream_time = upstream_time;
-                    metrics::counter!("hx_fallbacks_total", "model_group" => request.model.to_string())
-                        .increment(1);
+                    crate::metrics::record_fallback(request.model);
                     return Ok(routed);
                 }
                 // The client is told about its own model's failure, as LiteLLM does.
@@ -387,20 +387,14 @@ impl Router {
                 Ok(admission) => admission,
                 Err(rejection) => {
                     if limited.contains(&index) {
-                        return Err(GroupFailure::limited(
-                            model,
-                            crate::proxy::rejected(rejection),
-                        ));
+                        return Err(GroupFailure::limited(model, ApiError::from(rejection)));
                     }
                     limited.push(index);
                     if !tried.contains(&index) {
                         tried.push(index);
                     }
                     if tried.len() >= group.members.len() && limited.len() >= group.members.len() {
-                        return Err(GroupFailure::limited(
-                            model,
-                            crate::proxy::rejected(rejection),
-                        ));
+                        return Err(GroupFailure::limited(model, ApiError::from(rejection)));
                     }
                     continue;
                 }
@@ -440,17 +434,14 @@ impl Router {
                     {
                         tracing::warn!(deployment = %member.deployment.id, model_group = %group.name,
                             cooldown_s = self.routing.cooldown_time.as_secs_f64(), "deployment cooling down");
-                        metrics::counter!("hx_cooldowns_total", "model_group" => group.name.clone(),
-                            "deployment" => member.deployment.id.clone())
-                        .increment(1);
+                        crate::metrics::record_cooldown(&group.name, &member.deployment.id);
                     }
                     if !retryable || attempt >= max_retries {
                         return Err(GroupFailure::provider(model, error));
                     }
                     attempt += 1;
                     *retries += 1;
-                    metrics::counter!("hx_retries_total", "model_group" => group.name.clone())
-                        .increment(1);
+                    crate::metrics::record_retry(&group.name);
                     if !tried.contains(&index) {
                         tried.push(index);
                     }

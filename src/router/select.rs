@@ -157,7 +157,6 @@ mod tests {
     //! Statistical tests: each strategy over many seeded picks. Seeds make the runs
     //! reproducible; the tolerances are wide enough (many standard deviations) to hold for
     //! any seed.
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use std::collections::HashMap;
     use std::time::Duration;

@@ -12,6 +12,7 @@ use axum::response::Response;
 use futures::StreamExt;
 
 use super::REQUEST_ID;
+use crate::caller::Caller;
 use crate::proxy::{MODEL_GROUP, MODEL_ID, OVERHEAD};
 
 /// Who made a request, for the access log. Handlers that know the caller put it in the
@@ -25,6 +26,21 @@ pub struct RequestLogInfo {
     pub user_id: Option<String>,
     /// The answer came from the response cache.
     pub cache_hit: Option<bool>,
+}
+
+impl RequestLogInfo {
+    /// What the access log says about the caller (alias, team, user; never the key).
+    pub fn of(caller: &Caller) -> Self {
+        let mut info = RequestLogInfo {
+            key_alias: Some(caller.label().to_string()),
+            ..Default::default()
+        };
+        if let Caller::Key(key) = caller {
+            info.team_id = key.team_id.clone();
+            info.user_id = key.user_id.clone();
+        }
+        info
+    }
 }
 
 /// Everything of one request the line and the metrics need, collected before the body is sent.
@@ -151,13 +167,12 @@ pub async fn log_request(request: Request, next: Next) -> Response {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use axum::Router;
     use axum::routing::get;
     use tower::ServiceExt;
 
     use super::*;
-    use crate::log_format::capture::Captured;
+    use crate::log::format::capture::Captured;
 
     #[tokio::test]
     async fn the_line_carries_the_key_alias_and_durations_but_never_the_key() {
@@ -195,7 +210,7 @@ mod tests {
         let response = app.oneshot(request).await.unwrap();
         assert_eq!(response.status(), 200);
 
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let text = String::from_utf8(captured.0.lock().clone()).unwrap();
         let line: serde_json::Value = text
             .lines()
             .find_map(|l| serde_json::from_str(l).ok())

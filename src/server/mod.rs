@@ -6,7 +6,6 @@ pub mod auth;
 pub mod extract;
 pub mod response;
 pub mod routes;
-pub mod state;
 pub mod threads;
 
 use std::future::Future;
@@ -23,7 +22,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::error::ApiError;
-use state::AppState;
+use crate::gateway::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

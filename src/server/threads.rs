@@ -17,7 +17,7 @@ use axum::serve::Listener;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::state::AppState;
+use crate::gateway::AppState;
 
 /// Connections accepted by the acceptor, handed to one server thread.
 struct HandedOff {
@@ -68,7 +68,7 @@ pub fn serve_on_threads(
         std::thread::Builder::new()
             .name(format!("hx-server-{index}"))
             .spawn(move || {
-                match super::state::upstream_client() {
+                match crate::gateway::upstream_client() {
                     Ok(client) => crate::providers::use_thread_client(client),
                     Err(e) => {
                         tracing::warn!(error = %e, "server thread uses the shared upstream client");

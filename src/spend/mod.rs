@@ -2,82 +2,19 @@
 //! budget check sees it) and written to `"LiteLLM_SpendLogs"` and the key, team and user rows
 //! in batches, off the request path. A database outage delays the writes; nothing is dropped.
 
-mod cost;
 mod reserve;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde_json::Value;
+use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-pub use cost::{ModelPrices, builtin_prices, cost, cost_at, prices_for};
 pub use reserve::{BudgetClaim, BudgetDenied, BudgetHold, BudgetReservations};
 
-use crate::keys::{KeyError, KeyStore};
-
-/// One request's spend, as written to `"LiteLLM_SpendLogs"`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SpendRecord {
-    /// Unique per request (the primary key of the log). Left empty, a UUID is generated.
-    pub request_id: String,
-    /// LiteLLM's call type: "acompletion", "aembedding", ...
-    pub call_type: String,
-    /// The key's token hash (`KeyInfo::token`), or the master key's hash.
-    pub api_key: String,
-    /// Cost in USD (see [`cost`]).
-    pub spend: f64,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub start_time: DateTime<Utc>,
-    pub end_time: DateTime<Utc>,
-    /// The deployment's model ("gpt-4o-2024-08-06").
-    pub model: String,
-    /// The public model name the client asked for.
-    pub model_group: String,
-    pub custom_llm_provider: String,
-    pub api_base: String,
-    /// The key's `user_id` (LiteLLM's `"user"` column); its user row's spend is increased.
-    pub user_id: Option<String>,
-    /// The key's `team_id`; its team row's spend is increased.
-    pub team_id: Option<String>,
-    /// The client's `user` field (LiteLLM's `end_user`).
-    pub end_user: Option<String>,
-    pub metadata: Value,
-    pub cache_hit: bool,
-    /// "success" or "failure".
-    pub status: String,
-}
-
-impl SpendRecord {
-    /// A record with the required fields and empty optional ones, timed now.
-    pub fn new(api_key: impl Into<String>, model_group: impl Into<String>, spend: f64) -> Self {
-        let now = Utc::now();
-        let model_group = model_group.into();
-        SpendRecord {
-            request_id: String::new(),
-            call_type: "acompletion".to_string(),
-            api_key: api_key.into(),
-            spend,
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            start_time: now,
-            end_time: now,
-            model: model_group.clone(),
-            model_group,
-            custom_llm_provider: String::new(),
-            api_base: String::new(),
-            user_id: None,
-            team_id: None,
-            end_user: None,
-            metadata: Value::Object(Default::default()),
-            cache_hit: false,
-            status: "success".to_string(),
-        }
-    }
-}
+pub use crate::db::SpendRecord;
+use crate::db::{DbError, KeyStore};
 
 /// An f64 updated without locks (bits in an `AtomicU64`).
 #[derive(Debug, Default)]
@@ -147,7 +84,7 @@ impl SpendLedger {
     }
 
     fn cell(&self, id: &str) -> Arc<SpendCell> {
-        let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cells = self.cells.lock();
         // Looked up by `&str` first: the id is allocated once per key, not per request.
         if let Some(cell) = cells.get(id) {
             return cell.clone();
@@ -247,8 +184,8 @@ struct Queue {
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Queue> {
+        self.queue.lock()
     }
 
     fn written(&self, n: usize) {
@@ -368,8 +305,8 @@ impl SpendWriter {
 
     /// Waits until every record recorded before this call is committed. During a database
     /// outage this waits for the database; wrap it in a timeout on shutdown.
-    pub async fn flush(&self) -> Result<(), KeyError> {
-        let stopped = || KeyError::Unavailable("spend writer stopped".to_string());
+    pub async fn flush(&self) -> Result<(), DbError> {
+        let stopped = || DbError::Unavailable("spend writer stopped".to_string());
         if self.shared.stopped.load(Ordering::Acquire) {
             return Err(stopped());
         }

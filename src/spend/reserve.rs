@@ -7,14 +7,15 @@
 //! still pass the budget is the estimates' error: a prompt longer in tokens than its estimate,
 //! an answer longer than the output limit assumed, a fallback to a dearer model.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use redis::Script;
 
-use crate::keys::KeyError;
-use crate::limits::RedisLink;
+use crate::link::RedisLink;
 
 /// How long a shared hold lives when its instance never releases it (it crashed): longer
 /// than the longest request, as the limiter's parallel slots.
@@ -66,16 +67,6 @@ pub struct BudgetDenied {
     /// Held by other requests in flight.
     pub held: f64,
     pub estimate: f64,
-}
-
-impl From<BudgetDenied> for KeyError {
-    fn from(d: BudgetDenied) -> Self {
-        KeyError::BudgetExceeded(format!(
-            "Budget has been exceeded! {}Current cost: {}, Max budget: {}, held by requests in \
-             flight: {}, this request's estimated maximum cost: {}",
-            d.claim.label, d.claim.spend, d.claim.max_budget, d.held, d.estimate
-        ))
-    }
 }
 
 fn fits(claim: &BudgetClaim, held: f64, amount: f64) -> bool {
@@ -209,7 +200,7 @@ impl BudgetReservations {
         claims: Vec<BudgetClaim>,
         amount: f64,
     ) -> Result<BudgetHold, BudgetDenied> {
-        let mut local = self.inner.local.lock().unwrap_or_else(|p| p.into_inner());
+        let mut local = self.inner.local.lock();
         for claim in &claims {
             let held = local.get(&claim.scope).copied().unwrap_or(0.0);
             if !fits(claim, held, amount) {
@@ -232,12 +223,12 @@ impl BudgetReservations {
 
     /// What this process holds against a scope now (for tests and `/key/info`-style views).
     pub fn held_locally(&self, scope: &str) -> f64 {
-        let local = self.inner.local.lock().unwrap_or_else(|p| p.into_inner());
+        let local = self.inner.local.lock();
         local.get(scope).copied().unwrap_or(0.0)
     }
 
     fn release_local(&self, scopes: &[String], amount: f64) {
-        let mut local = self.inner.local.lock().unwrap_or_else(|p| p.into_inner());
+        let mut local = self.inner.local.lock();
         for scope in scopes {
             if let Some(held) = local.get_mut(scope) {
                 *held -= amount;
@@ -327,7 +318,6 @@ impl Drop for BudgetHold {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn claim(scope: &str, spend: f64, max: f64) -> BudgetClaim {

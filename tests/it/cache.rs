@@ -1,11 +1,11 @@
 //! The response cache, local (moka) and in the machine's Redis (a unique prefix per test).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use hx_gateway::api::Endpoint;
 use hx_gateway::cache::{
-    CacheBackendKind, CacheMode, CacheSettings, CallType, ResponseCache, SSE_DONE, canonical_json,
+    CacheBackendKind, CacheMode, CacheSettings, ResponseCache, SSE_DONE, canonical_json,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -57,7 +57,7 @@ fn completion_body(text: &str) -> Bytes {
 async fn chat_hit_and_miss() {
     for (name, cache) in both() {
         let plan = cache
-            .plan(CallType::Chat, "gpt-4o", &chat("hi"))
+            .plan(Endpoint::Chat, "gpt-4o", &chat("hi"))
             .unwrap()
             .unwrap();
         assert!(
@@ -69,7 +69,7 @@ async fn chat_hit_and_miss() {
         let again = json!({"messages": [{"content": "hi", "role": "user"}], "model": "gpt-4o",
                            "stream": true, "user": "someone", "metadata": {"a": 1}});
         let plan2 = cache
-            .plan(CallType::Chat, "gpt-4o", &again)
+            .plan(Endpoint::Chat, "gpt-4o", &again)
             .unwrap()
             .unwrap();
         assert_eq!(plan.key, plan2.key);
@@ -81,12 +81,12 @@ async fn chat_hit_and_miss() {
         assert!(hit.age < Duration::from_secs(60));
         // A different question or model group: a miss.
         let other = cache
-            .plan(CallType::Chat, "gpt-4o", &chat("bye"))
+            .plan(Endpoint::Chat, "gpt-4o", &chat("bye"))
             .unwrap()
             .unwrap();
         assert!(cache.lookup(&other).await.is_none(), "{name}");
         let other_group = cache
-            .plan(CallType::Chat, "gpt-4o-mini", &chat("hi"))
+            .plan(Endpoint::Chat, "gpt-4o-mini", &chat("hi"))
             .unwrap()
             .unwrap();
         assert!(cache.lookup(&other_group).await.is_none(), "{name}");
@@ -98,7 +98,7 @@ async fn embedding_hit_and_miss() {
     for (name, cache) in both() {
         let body = json!({"model": "emb", "input": ["a", "b"]});
         let plan = cache
-            .plan(CallType::Embedding, "emb", &body)
+            .plan(Endpoint::Embedding, "emb", &body)
             .unwrap()
             .unwrap();
         assert!(cache.lookup(&plan).await.is_none());
@@ -111,7 +111,7 @@ async fn embedding_hit_and_miss() {
         assert_eq!(cache.lookup(&plan).await.unwrap().body, answer, "{name}");
         let other = json!({"model": "emb", "input": ["a", "c"]});
         let plan = cache
-            .plan(CallType::Embedding, "emb", &other)
+            .plan(Endpoint::Embedding, "emb", &other)
             .unwrap()
             .unwrap();
         assert!(cache.lookup(&plan).await.is_none(), "{name}");
@@ -123,12 +123,12 @@ async fn redis_cache_is_shared_between_instances() {
     let prefix = unique_prefix("shared");
     let (a, b) = (redis_cache(&prefix), redis_cache(&prefix));
     let plan = a
-        .plan(CallType::Chat, "gpt-4o", &chat("q"))
+        .plan(Endpoint::Chat, "gpt-4o", &chat("q"))
         .unwrap()
         .unwrap();
     a.store(&plan, completion_body("x")).await;
     let plan_b = b
-        .plan(CallType::Chat, "gpt-4o", &chat("q"))
+        .plan(Endpoint::Chat, "gpt-4o", &chat("q"))
         .unwrap()
         .unwrap();
     assert_eq!(b.lookup(&plan_b).await.unwrap().body, completion_body("x"));
@@ -139,11 +139,11 @@ async fn no_cache_and_no_store() {
     for (name, cache) in both() {
         // no-store: answered fresh, not kept.
         let body = chat_with_cache("q1", json!({"no-store": true}));
-        let plan = cache.plan(CallType::Chat, "m", &body).unwrap().unwrap();
+        let plan = cache.plan(Endpoint::Chat, "m", &body).unwrap().unwrap();
         assert!(plan.read && !plan.write);
         cache.store(&plan, completion_body("a")).await;
         let plain = cache
-            .plan(CallType::Chat, "m", &chat("q1"))
+            .plan(Endpoint::Chat, "m", &chat("q1"))
             .unwrap()
             .unwrap();
         assert_eq!(plain.key, plan.key);
@@ -155,7 +155,7 @@ async fn no_cache_and_no_store() {
         // no-cache: the cached answer is not read, but the fresh one replaces it.
         cache.store(&plain, completion_body("old")).await;
         let body = chat_with_cache("q1", json!({"no-cache": true}));
-        let plan = cache.plan(CallType::Chat, "m", &body).unwrap().unwrap();
+        let plan = cache.plan(Endpoint::Chat, "m", &body).unwrap().unwrap();
         assert!(cache.lookup(&plan).await.is_none(), "{name}: no-cache read");
         cache.store(&plan, completion_body("new")).await;
         assert_eq!(
@@ -165,11 +165,11 @@ async fn no_cache_and_no_store() {
 
         // Both: the cache stays out entirely.
         let body = chat_with_cache("q1", json!({"no-cache": true, "no-store": true}));
-        assert!(cache.plan(CallType::Chat, "m", &body).unwrap().is_none());
+        assert!(cache.plan(Endpoint::Chat, "m", &body).unwrap().is_none());
         // Malformed controls are a 400 naming `cache`.
         let bad = chat_with_cache("q1", json!({"ttl": "soon"}));
         let e =
-            hx_gateway::error::ApiError::from(cache.plan(CallType::Chat, "m", &bad).unwrap_err());
+            hx_gateway::error::ApiError::from(cache.plan(Endpoint::Chat, "m", &bad).unwrap_err());
         assert_eq!(
             (e.status().as_u16(), e.param.as_deref()),
             (400, Some("cache"))
@@ -181,11 +181,11 @@ async fn no_cache_and_no_store() {
 async fn ttl_expiry_and_s_maxage() {
     for (name, cache) in both() {
         let body = chat_with_cache("short", json!({"ttl": 1}));
-        let plan = cache.plan(CallType::Chat, "m", &body).unwrap().unwrap();
+        let plan = cache.plan(Endpoint::Chat, "m", &body).unwrap().unwrap();
         assert_eq!(plan.ttl, Duration::from_secs(1));
         cache.store(&plan, completion_body("a")).await;
         let long = cache
-            .plan(CallType::Chat, "m", &chat("long"))
+            .plan(Endpoint::Chat, "m", &chat("long"))
             .unwrap()
             .unwrap();
         cache.store(&long, completion_body("b")).await;
@@ -198,14 +198,14 @@ async fn ttl_expiry_and_s_maxage() {
         // The entry stored with the default TTL is still there, but more than 1 s old:
         // s-maxage 1 refuses it, s-maxage 60 accepts it.
         let strict = chat_with_cache("long", json!({"s-maxage": 1}));
-        let strict = cache.plan(CallType::Chat, "m", &strict).unwrap().unwrap();
+        let strict = cache.plan(Endpoint::Chat, "m", &strict).unwrap().unwrap();
         assert_eq!(strict.key, long.key);
         assert!(
             cache.lookup(&strict).await.is_none(),
             "{name}: stale hit accepted"
         );
         let lenient = chat_with_cache("long", json!({"s-maxage": 60}));
-        let lenient = cache.plan(CallType::Chat, "m", &lenient).unwrap().unwrap();
+        let lenient = cache.plan(Endpoint::Chat, "m", &lenient).unwrap().unwrap();
         assert!(cache.lookup(&lenient).await.unwrap().age >= Duration::from_secs(1));
     }
 }
@@ -218,7 +218,7 @@ async fn configured_ttl_expires_entries() {
     };
     let cache = ResponseCache::new(settings, None).unwrap();
     let plan = cache
-        .plan(CallType::Chat, "m", &chat("x"))
+        .plan(Endpoint::Chat, "m", &chat("x"))
         .unwrap()
         .unwrap();
     cache.store(&plan, completion_body("a")).await;
@@ -232,8 +232,8 @@ async fn namespaces_separate_entries() {
     for (name, cache) in both() {
         let in_a = chat_with_cache("q", json!({"namespace": "a"}));
         let in_b = chat_with_cache("q", json!({"namespace": "b"}));
-        let plan_a = cache.plan(CallType::Chat, "m", &in_a).unwrap().unwrap();
-        let plan_b = cache.plan(CallType::Chat, "m", &in_b).unwrap().unwrap();
+        let plan_a = cache.plan(Endpoint::Chat, "m", &in_a).unwrap().unwrap();
+        let plan_b = cache.plan(Endpoint::Chat, "m", &in_b).unwrap().unwrap();
         // Same question, same key for the header; different storage.
         assert_eq!(plan_a.key, plan_b.key);
         assert_ne!(plan_a.storage_key, plan_b.storage_key);
@@ -251,7 +251,7 @@ async fn namespaces_separate_entries() {
     };
     let cache = ResponseCache::new(settings, None).unwrap();
     let plan = cache
-        .plan(CallType::Chat, "m", &chat("q"))
+        .plan(Endpoint::Chat, "m", &chat("q"))
         .unwrap()
         .unwrap();
     assert!(plan.storage_key.contains(":team-x:"));
@@ -261,27 +261,27 @@ async fn namespaces_separate_entries() {
 async fn default_off_mode_and_call_types() {
     let settings = CacheSettings {
         mode: CacheMode::DefaultOff,
-        supported_call_types: vec![CallType::Chat],
+        supported_call_types: vec![Endpoint::Chat],
         ..CacheSettings::default()
     };
     let cache = ResponseCache::new(settings, None).unwrap();
     assert!(
         cache
-            .plan(CallType::Chat, "m", &chat("q"))
+            .plan(Endpoint::Chat, "m", &chat("q"))
             .unwrap()
             .is_none()
     );
     let opted_in = chat_with_cache("q", json!({"use-cache": true}));
     assert!(
         cache
-            .plan(CallType::Chat, "m", &opted_in)
+            .plan(Endpoint::Chat, "m", &opted_in)
             .unwrap()
             .is_some()
     );
     let emb = json!({"input": "x", "cache": {"use-cache": true}});
     assert!(
         cache
-            .plan(CallType::Embedding, "m", &emb)
+            .plan(Endpoint::Embedding, "m", &emb)
             .unwrap()
             .is_none()
     );
@@ -290,7 +290,7 @@ async fn default_off_mode_and_call_types() {
     let opted_out = chat_with_cache("q", json!({"use-cache": false}));
     assert!(
         cache
-            .plan(CallType::Chat, "m", &opted_out)
+            .plan(Endpoint::Chat, "m", &opted_out)
             .unwrap()
             .is_none()
     );
@@ -303,7 +303,7 @@ async fn cached_chat_replays_as_a_valid_stream() {
     body["stream"] = json!(true);
     body["stream_options"] = json!({"include_usage": true});
     let plan = cache
-        .plan(CallType::Chat, "gpt-4o", &body)
+        .plan(Endpoint::Chat, "gpt-4o", &body)
         .unwrap()
         .unwrap();
     cache.store(&plan, completion_body("streamed answer")).await;
@@ -342,7 +342,7 @@ fn cache_key_is_stable() {
                       "model": "alias", "user": "u", "stream": false});
     let cache = local();
     let plan = cache
-        .plan(CallType::Chat, "gpt-4o", &body)
+        .plan(Endpoint::Chat, "gpt-4o", &body)
         .unwrap()
         .unwrap();
     let request = json!({"messages": [{"role": "user", "content": "é \"q\""}], "temperature": 0});
@@ -353,7 +353,7 @@ fn cache_key_is_stable() {
     assert_eq!(plan.key, hex::encode(Sha256::digest(canonical.as_bytes())));
     let other_instance = local();
     let plan2 = other_instance
-        .plan(CallType::Chat, "gpt-4o", &body)
+        .plan(Endpoint::Chat, "gpt-4o", &body)
         .unwrap()
         .unwrap();
     assert_eq!(plan.key, plan2.key);
@@ -369,7 +369,7 @@ async fn local_cache_memory_is_bounded() {
     let big = Bytes::from(vec![b'x'; 4 * 1024]);
     for i in 0..100 {
         let plan = cache
-            .plan(CallType::Chat, "m", &chat(&format!("q{i}")))
+            .plan(Endpoint::Chat, "m", &chat(&format!("q{i}")))
             .unwrap()
             .unwrap();
         cache.store(&plan, big.clone()).await;
@@ -389,7 +389,7 @@ async fn redis_cache_outage_is_a_miss_not_an_error() {
     };
     let cache = ResponseCache::new(settings, Some(&server.url())).unwrap();
     let plan = cache
-        .plan(CallType::Chat, "m", &chat("q"))
+        .plan(Endpoint::Chat, "m", &chat("q"))
         .unwrap()
         .unwrap();
     cache.store(&plan, completion_body("a")).await;

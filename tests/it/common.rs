@@ -1,6 +1,5 @@
 //! Test harness: the real gateway on port 0, and scripted upstreams speaking OpenAI's wire
 //! format (plain JSON and SSE) for what wiremock cannot do (hold a stream open, see a hang-up).
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,7 +12,8 @@ use axum::body::Body;
 use axum::response::Response;
 use axum::routing::post;
 use hx_gateway::config::GatewayConfig;
-use hx_gateway::server::{self, state::AppState};
+use hx_gateway::gateway::{self, AppState};
+use hx_gateway::server;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
 
@@ -48,8 +48,8 @@ impl TestGateway {
         let config = GatewayConfig::from_yaml_str(&yaml, &env).expect("config loads");
         // A config may name a database that is down on purpose (health tests): the gateway
         // then serves without its key store, as it does while one is unreachable.
-        let keys = hx_gateway::lifecycle::connect_keys(&config, true).await;
-        let http = server::state::upstream_client().expect("http client");
+        let keys = hx_gateway::commands::migrate::connect_keys(&config, true).await;
+        let http = gateway::upstream_client().expect("http client");
         let state = AppState::new(config, http, false).expect("state");
         match keys {
             Ok(keys) => state.set_keys(keys),

@@ -1,19 +1,17 @@
 //! Keys, budgets and spend against a real Postgres (127.0.0.1:5432, scratch databases), a
 //! throwaway Postgres server for outages, LiteLLM's real schema, and SQLite in temp dirs.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hx_gateway::db::{KeyStore, KeyStoreOptions, TeamRecord};
 use hx_gateway::error::ErrorKind;
-use hx_gateway::keys::{
-    KeyError, KeyInfo, KeyService, KeyServiceOptions, KeyStore, KeyStoreOptions, ListKeysQuery,
-    TeamRecord,
-};
+use hx_gateway::keys::{KeyError, KeyInfo, KeyService, KeyServiceOptions, ListKeysQuery};
+use hx_gateway::prices::cost;
 use hx_gateway::secret::hash_key;
-use hx_gateway::spend::{SpendRecord, SpendWriterOptions, cost};
+use hx_gateway::spend::{SpendRecord, SpendWriterOptions};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, PgPool};
 

@@ -1,6 +1,5 @@
 //! Rate limits against the machine's Redis (127.0.0.1:6379, a unique key prefix per test) and
 //! against a throwaway `redis-server` that the outage test starts, kills and restarts.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -6,8 +6,6 @@
 //! skip loudly, unless `HX_REQUIRE_MODEL=1` (CI), where they fail. The other tests build a tiny
 //! random BERT model in a temporary directory and always run.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

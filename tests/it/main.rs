@@ -1,6 +1,14 @@
 //! The one integration-test binary: the real server on port 0, real Postgres and Redis, the
 //! real embedded vector engine; only upstream LLM providers are simulated.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+// clippy.toml allows these in `#[test]` functions; the helpers of this binary (servers,
+// doubles, fixtures) are test code too, and fail the test the same way.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail the test by panicking"
+)]
 
 mod cache;
 mod cli;

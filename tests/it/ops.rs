@@ -210,9 +210,7 @@ async fn unconfigured_dependencies_are_false_and_the_embedded_store_follows_its_
     assert_eq!(body["qdrant"], true, "embedded store open by default");
     assert_eq!(body["details"]["qdrant"]["backend"], "embedded");
 
-    gw.state
-        .dependencies
-        .set_embedded_vector_store_status(Arc::new(|| false));
+    gw.state.rag.set_open(false);
     let body: Value = gw.get("/healthz/deps").await.json().await.unwrap();
     assert_eq!(body["qdrant"], false);
     assert_eq!(body["configured"]["qdrant"], true);
@@ -225,9 +223,9 @@ async fn readiness_is_503_until_ready() {
         &HashMap::new(),
     )
     .unwrap();
-    let state = hx_gateway::server::state::AppState::new(
+    let state = hx_gateway::gateway::AppState::new(
         config,
-        hx_gateway::server::state::upstream_client().unwrap(),
+        hx_gateway::gateway::upstream_client().unwrap(),
         false,
     )
     .unwrap();
@@ -351,7 +349,7 @@ async fn metrics_can_require_the_master_key() {
 #[tokio::test]
 async fn smoke_reports_one_line_per_step() {
     let gw = TestGateway::start(&mock_models("ops-smoke")).await;
-    let report = hx_gateway::smoke::run(&gw.url(""), Some(MASTER)).await;
+    let report = hx_gateway::commands::smoke::run(&gw.url(""), Some(MASTER)).await;
     let names: Vec<&str> = report.steps.iter().map(|s| s.name).collect();
     assert_eq!(
         names,
@@ -399,7 +397,7 @@ async fn smoke_reports_one_line_per_step() {
 #[tokio::test]
 async fn smoke_fails_with_a_wrong_key_or_no_gateway() {
     let gw = TestGateway::start(&mock_models("ops-smoke-key")).await;
-    let report = hx_gateway::smoke::run(&gw.url(""), Some("sk-not-the-key-4242")).await;
+    let report = hx_gateway::commands::smoke::run(&gw.url(""), Some("sk-not-the-key-4242")).await;
     assert!(report.step("liveliness").unwrap().passed);
     let models = report.step("models").unwrap();
     assert!(!models.passed);
@@ -408,7 +406,8 @@ async fn smoke_fails_with_a_wrong_key_or_no_gateway() {
     assert!(!report.render().contains("sk-not-the-key-4242"));
 
     let port = closed_port().await;
-    let report = hx_gateway::smoke::run(&format!("http://127.0.0.1:{port}"), Some(MASTER)).await;
+    let report =
+        hx_gateway::commands::smoke::run(&format!("http://127.0.0.1:{port}"), Some(MASTER)).await;
     let live = report.step("liveliness").unwrap();
     assert!(!live.passed);
     assert!(live.detail.contains("cannot connect"), "{}", live.detail);
@@ -423,7 +422,7 @@ async fn smoke_fails_only_on_a_configured_dependency_that_is_down() {
         &format!("redis://:smoke-redis-pw-99@127.0.0.1:{redis}"),
     )]);
     let gw = TestGateway::start_with_env(&mock_models("ops-smoke-down"), env).await;
-    let report = hx_gateway::smoke::run(&gw.url(""), Some(MASTER)).await;
+    let report = hx_gateway::commands::smoke::run(&gw.url(""), Some(MASTER)).await;
     let deps = report.step("deps").unwrap();
     assert!(!deps.passed);
     assert!(deps.detail.contains("redis"), "{}", deps.detail);

@@ -32,6 +32,53 @@ model_list:
     .await
 }
 
+/// The sum of every `hx_cache_hits_total` series in a `/metrics` page.
+fn cache_hits(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("hx_cache_hits_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn each_cached_answer_counts_once_in_the_cache_hit_total() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion()))
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    let gw = gateway(
+        &upstream,
+        "litellm_settings:\n  cache: true\n  cache_params: {type: local, namespace: hits}\n",
+    )
+    .await;
+    // Read as a delta: under `cargo test` other tests of this process record hits too.
+    let before = cache_hits(&gw.get("/metrics").await.text().await.unwrap());
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "count me once"}]});
+    assert_eq!(
+        gw.post("/v1/chat/completions", body.clone()).await.status(),
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for _ in 0..2 {
+        let hit = gw.post("/v1/chat/completions", body.clone()).await;
+        assert!(hit.headers().contains_key("x-litellm-cache-key"), "a hit");
+    }
+    let metrics = gw.get("/metrics").await.text().await.unwrap();
+    assert_eq!(
+        cache_hits(&metrics) - before,
+        2.0,
+        "two hits, each once:\n{metrics}"
+    );
+    assert!(
+        metrics.contains("hx_cache_hits_total{model_group=\"m\"}"),
+        "{metrics}"
+    );
+}
+
 #[tokio::test]
 async fn a_cached_chat_answer_skips_the_upstream_and_replays_as_sse() {
     let upstream = MockServer::start().await;

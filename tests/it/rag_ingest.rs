@@ -2,13 +2,11 @@
 //! gateway (real embedded vector store) whose embedding model is a wiremock OpenAI upstream
 //! answering deterministic word-hash vectors.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hx_gateway::rag::ingest::{
+use hx_gateway::commands::ingest::{
     IngestError, IngestOptions, IngestReport, chunk_id, content_hash, ingest, split_into_chunks,
 };
 use hx_gateway::secret::Secret;

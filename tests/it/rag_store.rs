@@ -3,8 +3,6 @@
 //! double validated against Qdrant's OpenAPI document), plus backend-specific checks
 //! (persistence across reopen and the directory lock for the embedded store).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 mod qdrant_double;
 
 use std::sync::Mutex;

@@ -460,7 +460,7 @@ async fn a_team_budget_binds_its_keys_together_under_concurrency() {
     );
     let gw = TestGateway::start(&yaml).await;
     let team_id = format!("team-{}", uuid::Uuid::new_v4().simple());
-    let mut team = hx_gateway::keys::TeamRecord::new(&team_id);
+    let mut team = hx_gateway::db::TeamRecord::new(&team_id);
     team.max_budget = Some(2e-5);
     let keys_service = gw.state.keys().unwrap();
     keys_service.store().upsert_team(&team).await.unwrap();

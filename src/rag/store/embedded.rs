@@ -104,8 +104,8 @@ struct Collection {
     name: String,
     shard: Arc<EdgeShard>,
     vector_size: usize,
-    writer: std::sync::Mutex<Option<mpsc::Sender<WriterCommand>>>,
-    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    writer: parking_lot::Mutex<Option<mpsc::Sender<WriterCommand>>>,
+    thread: parking_lot::Mutex<Option<JoinHandle<()>>>,
 }
 
 enum WriterCommand {
@@ -493,13 +493,13 @@ impl Collection {
             name,
             shard,
             vector_size,
-            writer: std::sync::Mutex::new(Some(tx)),
-            thread: std::sync::Mutex::new(Some(thread)),
+            writer: parking_lot::Mutex::new(Some(tx)),
+            thread: parking_lot::Mutex::new(Some(thread)),
         })
     }
 
     fn send(&self, command: WriterCommand) -> Result<(), VectorStoreError> {
-        let guard = self.writer.lock().map_err(|_| writer_gone(&self.name))?;
+        let guard = self.writer.lock();
         let sender = guard.as_ref().ok_or_else(|| writer_gone(&self.name))?;
         sender.send(command).map_err(|_| writer_gone(&self.name))
     }
@@ -520,10 +520,8 @@ impl Collection {
 
     /// Closes the channel and waits for the writer thread, which flushes on its way out.
     fn stop(&self) {
-        if let Ok(mut writer) = self.writer.lock() {
-            writer.take();
-        }
-        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        self.writer.lock().take();
+        let handle = self.thread.lock().take();
         if let Some(handle) = handle
             && handle.join().is_err()
         {
@@ -738,7 +736,6 @@ fn dense_vector(v: VectorStructInternal) -> Option<Vec<f32>> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::rag::store::{Filter, WithPayload};
     use serde_json::json;

@@ -9,9 +9,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use crate::caller::Caller;
 use crate::error::{ApiError, ErrorKind};
-use crate::server::auth::{Caller, authenticate};
-use crate::server::state::AppState;
+use crate::gateway::AppState;
+use crate::server::auth::authenticate;
 
 pub async fn liveliness() -> Json<Value> {
     Json(json!("I'm alive!"))
@@ -33,7 +34,10 @@ pub async fn readiness(State(state): State<Arc<AppState>>) -> (StatusCode, Json<
 /// no auth, no secret in the body.
 pub async fn dependencies(State(state): State<Arc<AppState>>) -> Json<Value> {
     let config = state.runtime().config.clone();
-    let report = state.dependencies.probe_all(&config).await;
+    let report = state
+        .dependencies
+        .probe_all(&config, state.rag.is_open())
+        .await;
     Json(report.to_json())
 }
 

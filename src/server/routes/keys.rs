@@ -8,12 +8,13 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::caller::Caller;
 use crate::error::{ApiError, ErrorKind};
+use crate::gateway::AppState;
 use crate::keys::{KeyService, ListKeysQuery};
 use crate::secret::{constant_time_eq, hash_key};
-use crate::server::auth::{Caller, MasterKey};
+use crate::server::auth::MasterKey;
 use crate::server::extract::JsonObject;
-use crate::server::state::AppState;
 
 fn keys(state: &AppState) -> Result<&KeyService, ApiError> {
     state.keys().ok_or_else(|| {

@@ -6,12 +6,13 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
+use crate::api::Endpoint;
+use crate::caller::Caller;
 use crate::error::ApiError;
-use crate::providers::Endpoint;
+use crate::gateway::AppState;
 use crate::proxy::{self, LlmRequest};
-use crate::server::auth::Caller;
+use crate::server::access_log::RequestLogInfo;
 use crate::server::extract::JsonObject;
-use crate::server::state::AppState;
 
 pub async fn chat_completions(
     state: State<Arc<AppState>>,
@@ -43,7 +44,7 @@ async fn run_logged(
     endpoint: Endpoint,
     body: JsonObject,
 ) -> Response {
-    let info = caller.log_info();
+    let info = RequestLogInfo::of(&caller);
     let mut response = match run(state, caller, endpoint, body).await {
         Ok(response) => response,
         Err(error) => error.into_response(),

@@ -7,9 +7,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
+use crate::caller::Caller;
 use crate::error::ApiError;
-use crate::server::auth::Caller;
-use crate::server::state::AppState;
+use crate::gateway::AppState;
 
 /// `created` of every listed model: LiteLLM reports a fixed time too.
 const CREATED: i64 = 1_677_610_602;

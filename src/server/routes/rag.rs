@@ -9,12 +9,12 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::Value;
 
+use crate::caller::Caller;
 use crate::error::{ApiError, ErrorKind};
+use crate::gateway::AppState;
 use crate::proxy::embedder::RouterEmbedder;
-use crate::rag::RagScope;
-use crate::server::auth::Caller;
+use crate::rag::{RagOperation as Operation, RagScope};
 use crate::server::extract::JsonObject;
-use crate::server::state::AppState;
 
 /// The namespaces a caller may use: a key's `metadata.rag_namespaces` list, else everything.
 /// A key let through unverified while the database is down gets no RAG access at all: nothing
@@ -32,26 +32,6 @@ fn scope(caller: &Caller) -> Result<RagScope, ApiError> {
     RagScope::from_key_metadata(&key.metadata)
 }
 
-/// Which RAG operation a request runs.
-#[derive(Clone, Copy)]
-enum Operation {
-    Search,
-    Upsert,
-    Delete,
-    Points,
-}
-
-impl Operation {
-    fn name(self) -> &'static str {
-        match self {
-            Operation::Search => "search",
-            Operation::Upsert => "upsert",
-            Operation::Delete => "delete",
-            Operation::Points => "points",
-        }
-    }
-}
-
 async fn run(
     state: &AppState,
     caller: &Caller,
@@ -61,23 +41,7 @@ async fn run(
     let scope = scope(caller)?;
     caller.check_budget()?;
     let embedder = RouterEmbedder { state, caller };
-    let started = std::time::Instant::now();
-    let result = match operation {
-        Operation::Search => state.rag.search(&scope, &embedder, body).await,
-        Operation::Upsert => state.rag.upsert(&scope, &embedder, body).await,
-        Operation::Delete => state.rag.delete(&scope, &embedder, body).await,
-        Operation::Points => state.rag.points(&scope, body).await,
-    };
-    let outcome = if result.is_ok() { "ok" } else { "error" };
-    crate::metrics::record_rag_operation(operation.name(), outcome, started.elapsed());
-    // A success shows the vector store open: the start-up check marks it down while another
-    // process holds the embedded store's directory, and it opens on a later request once
-    // that process is gone.
-    if result.is_ok() {
-        state
-            .vector_store_ok
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
+    let result = state.rag.run(operation, &scope, &embedder, body).await;
     result.map(Json)
 }
 

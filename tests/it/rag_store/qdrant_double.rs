@@ -13,8 +13,6 @@
 //!
 //! Violations are recorded, and each scenario asserts there are none.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 

@@ -59,8 +59,6 @@ pub struct AppState {
     pub cache: Option<ResponseCache>,
     /// Retrieval over the vector store (embedded engine unless `QDRANT_URL` is set).
     pub rag: RagService,
-    /// Whether the embedded vector store opened (true until a failed open says otherwise).
-    pub vector_store_ok: Arc<AtomicBool>,
     /// Virtual keys and spend; set once the key store has answered (readiness waits for it).
     keys: OnceLock<KeyService>,
     ready: AtomicBool,
@@ -117,7 +115,6 @@ impl AppState {
         })
         .map_err(|e| StateError(format!("vector store: {e}")))?
         .with_max_collections(config.rag.max_collections);
-        let vector_store_ok = Arc::new(AtomicBool::new(true));
         let runtime = Runtime::new(config, &http);
         // The Prometheus recorder must exist before the first request records anything.
         crate::metrics::install();
@@ -130,15 +127,8 @@ impl AppState {
             keys: OnceLock::new(),
             ready: AtomicBool::new(false),
             allow_unauthenticated,
-            dependencies: {
-                let probes = DependencyProbes::new();
-                let ok = vector_store_ok.clone();
-                probes
-                    .set_embedded_vector_store_status(Arc::new(move || ok.load(Ordering::Relaxed)));
-                probes
-            },
+            dependencies: DependencyProbes::new(),
             rag,
-            vector_store_ok,
             shutdown_tasks: Mutex::new(Vec::new()),
         }))
     }

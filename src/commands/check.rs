@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
+use super::ConfigSource;
 use crate::config::{EnvSource, GatewayConfig};
 use crate::health::{Dependency, DependencyProbes, ProbeOutcome};
-use crate::lifecycle::ConfigSource;
 use crate::router::Router;
 
 /// The outcome of a check: one line per finding.
@@ -111,7 +111,7 @@ pub async fn check(source: &ConfigSource, env: &dyn EnvSource) -> Report {
     };
     check_environment(&config, &mut report);
     let probes = DependencyProbes::new();
-    let deps = probes.probe_all(&config).await;
+    let deps = probes.probe_all(&config, true).await;
     for outcome in deps.outcomes() {
         describe_dependency(outcome, &config, &mut report);
     }

@@ -1,6 +1,7 @@
-//! The cost of a request from its token usage: the model's configured prices
+//! Model prices and the cost of a request from its token usage: the model's configured prices
 //! (`model_info.input_cost_per_token` / `output_cost_per_token`), else a built-in table of
-//! public list prices for common models, else 0.
+//! public list prices for common models, else 0. Below config, which resolves each
+//! deployment's prices once at load, and spend, which charges them.
 
 /// Per-token prices from a deployment's `model_info`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Deserialize)]
@@ -93,7 +94,6 @@ pub fn cost(
 /// The cost in USD of a request at known prices (see [`prices_for`]).
 pub fn cost_at(prices: &ModelPrices, prompt_tokens: u64, completion_tokens: u64) -> f64 {
     // Token counts fit f64 exactly far beyond any real request.
-    #[allow(clippy::cast_precision_loss)]
     let (prompt, completion) = (prompt_tokens as f64, completion_tokens as f64);
     let total = prompt * prices.input_cost_per_token.unwrap_or(0.0)
         + completion * prices.output_cost_per_token.unwrap_or(0.0);

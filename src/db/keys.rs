@@ -1,21 +1,15 @@
-//! `KeyStore`: the rows of LiteLLM's key, team, user and spend-log tables, in Postgres or in an
-//! embedded SQLite file, behind one enum-dispatched interface.
+//! Key, team and user rows: `"LiteLLM_VerificationToken"`, `"LiteLLM_TeamTable"`,
+//! `"LiteLLM_UserTable"`.
 
-use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Arc, LazyLock};
-use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use serde_json::Value;
-use sqlx::postgres::{PgPoolOptions, PgRow};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
-use sqlx::{PgPool, Row, SqlitePool};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
 
-use super::error::KeyError;
-use super::schema;
-use crate::spend::SpendRecord;
+use super::{DbError, KeyStore};
 
 /// One row of `"LiteLLM_VerificationToken"` (the columns HX reads and writes).
 #[derive(Debug, Clone, PartialEq)]
@@ -79,53 +73,6 @@ impl TeamRecord {
     }
 }
 
-/// Connection settings beyond the URL.
-#[derive(Debug, Clone)]
-pub struct KeyStoreOptions {
-    /// Most connections in the pool.
-    pub max_connections: u32,
-    /// How long a query waits for a connection before the store counts as unavailable. Kept
-    /// short so a database outage turns into a quick 503 (or a stale cached key), not a hang.
-    pub acquire_timeout: Duration,
-}
-
-impl Default for KeyStoreOptions {
-    fn default() -> Self {
-        KeyStoreOptions {
-            max_connections: 10,
-            acquire_timeout: Duration::from_secs(3),
-        }
-    }
-}
-
-/// Optional LiteLLM columns, present or not depending on the LiteLLM version that made the
-/// tables; looked up once at connect.
-#[derive(Debug, Default)]
-struct Columns {
-    spend_logs_status: bool,
-    key_total_spend: bool,
-}
-
-/// The Postgres backend.
-#[derive(Clone, Debug)]
-pub struct PostgresStore {
-    pool: PgPool,
-    columns: Arc<Columns>,
-}
-
-/// The embedded SQLite backend.
-#[derive(Clone, Debug)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-}
-
-/// The key store: Postgres when a database URL is configured, else a SQLite file.
-#[derive(Clone, Debug)]
-pub enum KeyStore {
-    Postgres(PostgresStore),
-    Sqlite(SqliteStore),
-}
-
 const KEY_COLUMNS: &str = r#"token, key_name, key_alias, spend, max_budget, budget_duration,
     budget_reset_at, expires, models, rpm_limit, tpm_limit, max_parallel_requests, metadata,
     blocked, user_id, team_id, created_at, updated_at"#;
@@ -134,153 +81,8 @@ const TEAM_COLUMNS: &str = r#"team_id, team_alias, models, max_budget, spend, rp
     tpm_limit, max_parallel_requests, budget_duration, budget_reset_at, blocked, metadata"#;
 
 impl KeyStore {
-    /// Opens the store: Postgres for a `postgresql://` or `postgres://` URL, else the SQLite
-    /// file `<data_dir>/hx.sqlite` (directory created if missing). Runs the migrations first
-    /// when `migrate` is true.
-    pub async fn connect(
-        database_url: Option<&str>,
-        data_dir: &Path,
-        migrate: bool,
-    ) -> Result<KeyStore, KeyError> {
-        Self::connect_with(database_url, data_dir, migrate, KeyStoreOptions::default()).await
-    }
-
-    /// [`KeyStore::connect`] with explicit pool settings.
-    pub async fn connect_with(
-        database_url: Option<&str>,
-        data_dir: &Path,
-        migrate: bool,
-        options: KeyStoreOptions,
-    ) -> Result<KeyStore, KeyError> {
-        let store = match database_url.map(str::trim).filter(|u| !u.is_empty()) {
-            Some(url) => {
-                if !(url.starts_with("postgresql://") || url.starts_with("postgres://")) {
-                    return Err(KeyError::Config(format!(
-                        "database URL must start with postgresql:// or postgres://, got {}",
-                        crate::secret::redact_url(url)
-                    )));
-                }
-                let pool = PgPoolOptions::new()
-                    .max_connections(options.max_connections)
-                    .acquire_timeout(options.acquire_timeout)
-                    .connect(url)
-                    .await
-                    .map_err(|e| {
-                        KeyError::Unavailable(format!(
-                            "cannot connect to {}: {}",
-                            crate::secret::redact_url(url),
-                            crate::secret::scrub(&e.to_string(), &[url])
-                        ))
-                    })?;
-                KeyStore::Postgres(PostgresStore {
-                    pool,
-                    columns: Arc::default(),
-                })
-            }
-            None => {
-                std::fs::create_dir_all(data_dir).map_err(|e| {
-                    KeyError::Config(format!("cannot create {}: {e}", data_dir.display()))
-                })?;
-                let file = data_dir.join("hx.sqlite");
-                let connect = SqliteConnectOptions::new()
-                    .filename(&file)
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .busy_timeout(Duration::from_secs(10));
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(options.max_connections.max(1))
-                    .acquire_timeout(options.acquire_timeout)
-                    .connect_with(connect)
-                    .await
-                    .map_err(|e| {
-                        KeyError::Unavailable(format!("cannot open {}: {e}", file.display()))
-                    })?;
-                KeyStore::Sqlite(SqliteStore { pool })
-            }
-        };
-        if migrate {
-            store.migrate().await?;
-        }
-        store.refresh_columns().await
-    }
-
-    /// Runs the pending migrations (what `hx-gateway migrate` does).
-    pub async fn migrate(&self) -> Result<(), KeyError> {
-        match self {
-            KeyStore::Postgres(pg) => schema::migrate_postgres(&pg.pool).await,
-            KeyStore::Sqlite(lite) => schema::migrate_sqlite(&lite.pool).await,
-        }
-    }
-
-    /// "postgres" or "sqlite", for logs and health output.
-    pub fn backend_name(&self) -> &'static str {
-        match self {
-            KeyStore::Postgres(_) => "postgres",
-            KeyStore::Sqlite(_) => "sqlite",
-        }
-    }
-
-    /// The Postgres pool, for tests and health checks.
-    pub fn postgres_pool(&self) -> Option<&PgPool> {
-        match self {
-            KeyStore::Postgres(pg) => Some(&pg.pool),
-            KeyStore::Sqlite(_) => None,
-        }
-    }
-
-    /// The SQLite pool, for tests and health checks.
-    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
-        match self {
-            KeyStore::Sqlite(lite) => Some(&lite.pool),
-            KeyStore::Postgres(_) => None,
-        }
-    }
-
-    /// A cheap query that tells whether the database answers.
-    pub async fn ping(&self) -> Result<(), KeyError> {
-        match self {
-            KeyStore::Postgres(pg) => sqlx::query("SELECT 1").execute(&pg.pool).await?,
-            KeyStore::Sqlite(lite) => {
-                sqlx::query("SELECT 1").execute(&lite.pool).await?;
-                return Ok(());
-            }
-        };
-        Ok(())
-    }
-
-    /// Looks up which optional LiteLLM columns exist (they depend on LiteLLM's version).
-    async fn refresh_columns(self) -> Result<KeyStore, KeyError> {
-        match self {
-            KeyStore::Postgres(pg) => {
-                let rows = sqlx::query(
-                    "SELECT table_name::text, column_name::text FROM information_schema.columns
-                     WHERE table_schema = current_schema()
-                       AND table_name IN ('LiteLLM_SpendLogs', 'LiteLLM_VerificationToken')",
-                )
-                .fetch_all(&pg.pool)
-                .await?;
-                let mut present = HashSet::new();
-                for row in rows {
-                    let table: String = row.try_get(0)?;
-                    let column: String = row.try_get(1)?;
-                    present.insert((table, column));
-                }
-                let has = |t: &str, c: &str| present.contains(&(t.to_string(), c.to_string()));
-                let columns = Columns {
-                    spend_logs_status: has("LiteLLM_SpendLogs", "status"),
-                    key_total_spend: has("LiteLLM_VerificationToken", "total_spend"),
-                };
-                Ok(KeyStore::Postgres(PostgresStore {
-                    pool: pg.pool,
-                    columns: Arc::new(columns),
-                }))
-            }
-            sqlite => Ok(sqlite),
-        }
-    }
-
     /// The key row with this token hash.
-    pub async fn get_key(&self, token: &str) -> Result<Option<KeyRecord>, KeyError> {
+    pub async fn get_key(&self, token: &str) -> Result<Option<KeyRecord>, DbError> {
         match self {
             KeyStore::Postgres(pg) => {
                 let sql = format!(
@@ -306,7 +108,7 @@ impl KeyStore {
     }
 
     /// Token hashes of the keys with this alias.
-    pub async fn tokens_by_alias(&self, alias: &str) -> Result<Vec<String>, KeyError> {
+    pub async fn tokens_by_alias(&self, alias: &str) -> Result<Vec<String>, DbError> {
         let sql = r#"SELECT token FROM "LiteLLM_VerificationToken" WHERE key_alias = $1"#;
         let tokens = match self {
             KeyStore::Postgres(pg) => {
@@ -326,7 +128,7 @@ impl KeyStore {
     }
 
     /// Inserts a new key. `Ok(false)` when a key with that token already exists.
-    pub async fn insert_key(&self, key: &KeyRecord) -> Result<bool, KeyError> {
+    pub async fn insert_key(&self, key: &KeyRecord) -> Result<bool, DbError> {
         let sql = format!(
             r#"INSERT INTO "LiteLLM_VerificationToken" ({KEY_COLUMNS})
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
@@ -385,7 +187,7 @@ impl KeyStore {
     /// Writes the settable columns of a key (everything but `token`, `key_name`, `spend` and
     /// `created_at`: spend only ever moves through increments and budget resets, so a
     /// concurrent spend write is never overwritten). `Ok(false)` when the key is gone.
-    pub async fn update_key(&self, key: &KeyRecord) -> Result<bool, KeyError> {
+    pub async fn update_key(&self, key: &KeyRecord) -> Result<bool, DbError> {
         let sql = r#"UPDATE "LiteLLM_VerificationToken" SET
                 key_alias = $2, max_budget = $3, budget_duration = $4, budget_reset_at = $5,
                 expires = $6, models = $7, rpm_limit = $8, tpm_limit = $9,
@@ -436,7 +238,7 @@ impl KeyStore {
     }
 
     /// Sets a key's spend outright (`/key/update` with `spend`).
-    pub async fn set_key_spend(&self, token: &str, spend: f64) -> Result<bool, KeyError> {
+    pub async fn set_key_spend(&self, token: &str, spend: f64) -> Result<bool, DbError> {
         let sql = r#"UPDATE "LiteLLM_VerificationToken" SET spend = $2 WHERE token = $1"#;
         let n = match self {
             KeyStore::Postgres(pg) => {
@@ -460,7 +262,7 @@ impl KeyStore {
     }
 
     /// Deletes keys by token hash; returns the tokens that existed.
-    pub async fn delete_keys(&self, tokens: &[String]) -> Result<Vec<String>, KeyError> {
+    pub async fn delete_keys(&self, tokens: &[String]) -> Result<Vec<String>, DbError> {
         match self {
             KeyStore::Postgres(pg) => Ok(sqlx::query_scalar(
                 r#"DELETE FROM "LiteLLM_VerificationToken" WHERE token = ANY($1) RETURNING token"#,
@@ -494,7 +296,7 @@ impl KeyStore {
         token: &str,
         blocked: bool,
         now: NaiveDateTime,
-    ) -> Result<bool, KeyError> {
+    ) -> Result<bool, DbError> {
         let sql = r#"UPDATE "LiteLLM_VerificationToken" SET blocked = $2, updated_at = $3
                      WHERE token = $1"#;
         let n = match self {
@@ -524,7 +326,7 @@ impl KeyStore {
         key_alias: Option<&str>,
         limit: i64,
         offset: i64,
-    ) -> Result<(Vec<KeyRecord>, i64), KeyError> {
+    ) -> Result<(Vec<KeyRecord>, i64), DbError> {
         let filter = "($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR team_id = $2)
                       AND ($3 IS NULL OR key_alias = $3)";
         let page_sql = format!(
@@ -591,7 +393,7 @@ impl KeyStore {
         expected: Option<NaiveDateTime>,
         next: NaiveDateTime,
         zero_spend: bool,
-    ) -> Result<bool, KeyError> {
+    ) -> Result<bool, DbError> {
         self.reset_budget(
             "LiteLLM_VerificationToken",
             "token",
@@ -610,7 +412,7 @@ impl KeyStore {
         expected: Option<NaiveDateTime>,
         next: NaiveDateTime,
         zero_spend: bool,
-    ) -> Result<bool, KeyError> {
+    ) -> Result<bool, DbError> {
         self.reset_budget(
             "LiteLLM_TeamTable",
             "team_id",
@@ -630,7 +432,7 @@ impl KeyStore {
         expected: Option<NaiveDateTime>,
         next: NaiveDateTime,
         zero_spend: bool,
-    ) -> Result<bool, KeyError> {
+    ) -> Result<bool, DbError> {
         let spend = if zero_spend { "spend = 0, " } else { "" };
         let n = match self {
             KeyStore::Postgres(pg) => {
@@ -664,7 +466,7 @@ impl KeyStore {
     }
 
     /// The team row, if any.
-    pub async fn get_team(&self, team_id: &str) -> Result<Option<TeamRecord>, KeyError> {
+    pub async fn get_team(&self, team_id: &str) -> Result<Option<TeamRecord>, DbError> {
         let sql = format!(r#"SELECT {TEAM_COLUMNS} FROM "LiteLLM_TeamTable" WHERE team_id = $1"#);
         match self {
             KeyStore::Postgres(pg) => {
@@ -686,7 +488,7 @@ impl KeyStore {
 
     /// Inserts or replaces a team row's limits (HX has no `/team/*` routes yet; this is for
     /// tests and tooling).
-    pub async fn upsert_team(&self, team: &TeamRecord) -> Result<(), KeyError> {
+    pub async fn upsert_team(&self, team: &TeamRecord) -> Result<(), DbError> {
         let sql = format!(
             r#"INSERT INTO "LiteLLM_TeamTable" ({TEAM_COLUMNS})
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
@@ -740,7 +542,7 @@ impl KeyStore {
 
     /// Inserts a user row with no limits if missing (for tests and tooling: spend is added to
     /// a key's user only when the user row exists).
-    pub async fn ensure_user(&self, user_id: &str) -> Result<(), KeyError> {
+    pub async fn ensure_user(&self, user_id: &str) -> Result<(), DbError> {
         let sql = r#"INSERT INTO "LiteLLM_UserTable" (user_id) VALUES ($1)
                      ON CONFLICT (user_id) DO NOTHING"#;
         match self {
@@ -754,7 +556,7 @@ impl KeyStore {
     }
 
     /// `(max_budget, spend)` of a user row, if it exists.
-    pub async fn user_budget(&self, user_id: &str) -> Result<Option<(Option<f64>, f64)>, KeyError> {
+    pub async fn user_budget(&self, user_id: &str) -> Result<Option<(Option<f64>, f64)>, DbError> {
         let sql = r#"SELECT max_budget, spend FROM "LiteLLM_UserTable" WHERE user_id = $1"#;
         Ok(match self {
             KeyStore::Postgres(pg) => {
@@ -778,7 +580,7 @@ impl KeyStore {
         &self,
         user_id: &str,
         max_budget: Option<f64>,
-    ) -> Result<(), KeyError> {
+    ) -> Result<(), DbError> {
         let sql = r#"INSERT INTO "LiteLLM_UserTable" (user_id, max_budget) VALUES ($1, $2)
                      ON CONFLICT (user_id) DO UPDATE SET max_budget = excluded.max_budget"#;
         match self {
@@ -801,7 +603,7 @@ impl KeyStore {
     }
 
     /// `spend` of a user row, if it exists.
-    pub async fn user_spend(&self, user_id: &str) -> Result<Option<f64>, KeyError> {
+    pub async fn user_spend(&self, user_id: &str) -> Result<Option<f64>, DbError> {
         let sql = r#"SELECT spend FROM "LiteLLM_UserTable" WHERE user_id = $1"#;
         Ok(match self {
             KeyStore::Postgres(pg) => {
@@ -818,375 +620,13 @@ impl KeyStore {
             }
         })
     }
-
-    /// Number of spend-log rows and the sum of their spend for one key hash.
-    pub async fn spend_log_totals(&self, api_key: &str) -> Result<(i64, f64), KeyError> {
-        let sql = r#"SELECT COUNT(*), COALESCE(SUM(spend), 0) FROM "LiteLLM_SpendLogs"
-                     WHERE api_key = $1"#;
-        let (count, sum): (i64, f64) = match self {
-            KeyStore::Postgres(pg) => {
-                sqlx::query_as(sql)
-                    .bind(api_key)
-                    .fetch_one(&pg.pool)
-                    .await?
-            }
-            KeyStore::Sqlite(lite) => {
-                sqlx::query_as(sql)
-                    .bind(api_key)
-                    .fetch_one(&lite.pool)
-                    .await?
-            }
-        };
-        Ok((count, sum))
-    }
-
-    /// Writes a batch of spend records: one spend-log row each, and their costs added to the
-    /// key's, the team's and the user's `spend` when those rows exist. Atomic, and idempotent
-    /// per `request_id`: a retry after an ambiguous failure (commit done, answer lost) inserts
-    /// nothing twice and adds nothing twice, because the increments are computed only from
-    /// the log rows this very statement inserted.
-    pub async fn write_spend(&self, records: &[SpendRecord]) -> Result<u64, KeyError> {
-        if records.is_empty() {
-            return Ok(0);
-        }
-        match self {
-            KeyStore::Postgres(pg) => write_spend_postgres(pg, records).await,
-            KeyStore::Sqlite(lite) => write_spend_sqlite(lite, records).await,
-        }
-    }
-}
-
-/// Token counts are `integer` in LiteLLM's schema.
-fn clamp_i32(n: u64) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
-}
-
-async fn write_spend_postgres(
-    pg: &PostgresStore,
-    records: &[SpendRecord],
-) -> Result<u64, KeyError> {
-    let status_col = if pg.columns.spend_logs_status {
-        r#", "status""#
-    } else {
-        ""
-    };
-    let status_val = if pg.columns.spend_logs_status {
-        ", s.status"
-    } else {
-        ""
-    };
-    let total_spend = if pg.columns.key_total_spend {
-        ", total_spend = v.total_spend + s.amount"
-    } else {
-        ""
-    };
-    let sql = format!(
-        r#"WITH s AS (
-            SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::float8[], $5::int4[],
-                $6::int4[], $7::int4[], $8::timestamp[], $9::timestamp[], $10::text[],
-                $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
-                $17::text[], $18::text[], $19::text[])
-            AS s(request_id, call_type, api_key, spend, total_tokens, prompt_tokens,
-                 completion_tokens, start_time, end_time, model, model_group,
-                 custom_llm_provider, api_base, user_id, metadata, cache_hit, team_id,
-                 end_user, status)
-        ), ins AS (
-            INSERT INTO "LiteLLM_SpendLogs" (request_id, call_type, api_key, spend,
-                total_tokens, prompt_tokens, completion_tokens, "startTime", "endTime", model,
-                model_group, custom_llm_provider, api_base, "user", metadata, cache_hit,
-                team_id, end_user{status_col})
-            SELECT s.request_id, s.call_type, s.api_key, s.spend, s.total_tokens,
-                s.prompt_tokens, s.completion_tokens, s.start_time, s.end_time, s.model,
-                s.model_group, s.custom_llm_provider, s.api_base, s.user_id,
-                s.metadata::jsonb, s.cache_hit, s.team_id, s.end_user{status_val}
-            FROM s
-            ON CONFLICT (request_id) DO NOTHING
-            RETURNING api_key, spend, team_id, "user"
-        ), k AS (
-            UPDATE "LiteLLM_VerificationToken" v SET spend = v.spend + s.amount{total_spend}
-            FROM (SELECT api_key, SUM(spend) AS amount FROM ins GROUP BY api_key) s
-            WHERE v.token = s.api_key
-            RETURNING 1
-        ), t AS (
-            UPDATE "LiteLLM_TeamTable" tt SET spend = tt.spend + s.amount
-            FROM (SELECT team_id, SUM(spend) AS amount FROM ins
-                  WHERE team_id IS NOT NULL GROUP BY team_id) s
-            WHERE tt.team_id = s.team_id
-            RETURNING 1
-        ), u AS (
-            UPDATE "LiteLLM_UserTable" ut SET spend = ut.spend + s.amount
-            FROM (SELECT "user", SUM(spend) AS amount FROM ins
-                  WHERE "user" IS NOT NULL AND "user" <> '' GROUP BY "user") s
-            WHERE ut.user_id = s."user"
-            RETURNING 1
-        )
-        SELECT COUNT(*) FROM ins"#
-    );
-    let col = |f: &dyn Fn(&SpendRecord) -> Option<String>| -> Vec<Option<String>> {
-        records.iter().map(f).collect()
-    };
-    let inserted: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(col(&|r| Some(r.request_id.clone())))
-        .bind(col(&|r| Some(r.call_type.clone())))
-        .bind(col(&|r| Some(r.api_key.clone())))
-        .bind(records.iter().map(|r| r.spend).collect::<Vec<f64>>())
-        .bind(
-            records
-                .iter()
-                .map(|r| clamp_i32(r.prompt_tokens.saturating_add(r.completion_tokens)))
-                .collect::<Vec<i32>>(),
-        )
-        .bind(
-            records
-                .iter()
-                .map(|r| clamp_i32(r.prompt_tokens))
-                .collect::<Vec<i32>>(),
-        )
-        .bind(
-            records
-                .iter()
-                .map(|r| clamp_i32(r.completion_tokens))
-                .collect::<Vec<i32>>(),
-        )
-        .bind(
-            records
-                .iter()
-                .map(|r| r.start_time.naive_utc())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            records
-                .iter()
-                .map(|r| r.end_time.naive_utc())
-                .collect::<Vec<_>>(),
-        )
-        .bind(col(&|r| Some(r.model.clone())))
-        .bind(col(&|r| Some(r.model_group.clone())))
-        .bind(col(&|r| Some(r.custom_llm_provider.clone())))
-        .bind(col(&|r| Some(r.api_base.clone())))
-        .bind(col(&|r| Some(r.user_id.clone().unwrap_or_default())))
-        .bind(col(&|r| Some(r.metadata.to_string())))
-        .bind(col(&|r| Some(cache_hit_text(r.cache_hit).to_string())))
-        .bind(col(&|r| r.team_id.clone()))
-        .bind(col(&|r| r.end_user.clone()))
-        .bind(col(&|r| Some(r.status.clone())))
-        .fetch_one(&pg.pool)
-        .await?;
-    Ok(u64::try_from(inserted).unwrap_or(0))
-}
-
-/// LiteLLM writes Python's `str(bool)` into `cache_hit`.
-fn cache_hit_text(hit: bool) -> &'static str {
-    if hit { "True" } else { "False" }
-}
-
-/// A spend row's time as SQLite text, exactly as sqlx writes a `NaiveDateTime` (chrono's
-/// `%F %T%.f`, UTC). Written out here because chrono's formatter interprets its format
-/// string on every call: the two timestamps of each spend row were ~3% of the gateway's
-/// instructions per request. Years outside 0..=9999 (never produced by a clock) go through
-/// chrono.
-fn sqlite_timestamp(time: &chrono::DateTime<chrono::Utc>) -> String {
-    use chrono::{Datelike, Timelike};
-    let t = time.naive_utc();
-    let Ok(year) = u32::try_from(t.year()) else {
-        return t.format("%F %T%.f").to_string();
-    };
-    if year > 9999 {
-        return t.format("%F %T%.f").to_string();
-    }
-    fn digits(out: &mut String, value: u32, width: u32) {
-        for place in (0..width).rev() {
-            let digit = (value / 10u32.pow(place) % 10) as u8;
-            out.push(char::from(b'0' + digit));
-        }
-    }
-    // A leap second is second 59 with a nanosecond count past one second; chrono prints 60.
-    let second = t.second() + t.nanosecond() / 1_000_000_000;
-    let nano = t.nanosecond() % 1_000_000_000;
-    let mut out = String::with_capacity(29);
-    digits(&mut out, year, 4);
-    out.push('-');
-    digits(&mut out, t.month(), 2);
-    out.push('-');
-    digits(&mut out, t.day(), 2);
-    out.push(' ');
-    digits(&mut out, t.hour(), 2);
-    out.push(':');
-    digits(&mut out, t.minute(), 2);
-    out.push(':');
-    digits(&mut out, second, 2);
-    // `%.f`: nothing for whole seconds, else 3, 6 or 9 digits, the fewest that are exact.
-    if nano != 0 {
-        out.push('.');
-        if nano.is_multiple_of(1_000_000) {
-            digits(&mut out, nano / 1_000_000, 3);
-        } else if nano.is_multiple_of(1_000) {
-            digits(&mut out, nano / 1_000, 6);
-        } else {
-            digits(&mut out, nano, 9);
-        }
-    }
-    out
-}
-
-/// Rows per `INSERT` statement: 19 bound values each, far below SQLite's variable limit, and
-/// one statement per 64 rows instead of one round trip to sqlx's SQLite thread per row.
-const SQLITE_SPEND_ROWS_PER_STATEMENT: usize = 64;
-
-/// Splits a batch into statements of [`SQLITE_SPEND_ROWS_PER_STATEMENT`] rows, then the rest
-/// in powers of two (45 = 32 + 8 + 4 + 1). sqlx caches prepared statements by their text; a
-/// batch's last chunk would otherwise have a new size almost every time, and preparing a
-/// statement of a thousand parameters cost more than inserting its rows. This way at most
-/// seven statements are ever prepared.
-fn statement_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        if rows.is_empty() {
-            return None;
-        }
-        let size = if rows.len() >= SQLITE_SPEND_ROWS_PER_STATEMENT {
-            SQLITE_SPEND_ROWS_PER_STATEMENT
-        } else {
-            1 << rows.len().ilog2()
-        };
-        let (chunk, rest) = rows.split_at(size);
-        rows = rest;
-        Some(chunk)
-    })
-}
-
-/// The text of the spend `INSERT` for `rows` rows (a size [`statement_chunks`] makes), with
-/// `RETURNING request_id` when asked. Built once per size: formatting a thousand placeholders
-/// for every statement cost ~2% of the gateway's instructions per request.
-fn sqlite_spend_sql(rows: usize, returning: bool) -> &'static str {
-    static SQL: LazyLock<Vec<[String; 2]>> = LazyLock::new(|| {
-        let row = format!("({})", vec!["?"; 19].join(", "));
-        (0..=SQLITE_SPEND_ROWS_PER_STATEMENT.ilog2())
-            .map(|power| {
-                let plain = format!(
-                    r#"INSERT OR IGNORE INTO "LiteLLM_SpendLogs" (request_id, call_type,
-                    api_key, spend, total_tokens, prompt_tokens, completion_tokens,
-                    "startTime", "endTime", model, model_group, custom_llm_provider,
-                    api_base, "user", metadata, cache_hit, team_id, end_user, status) VALUES {}"#,
-                    vec![row.as_str(); 1 << power].join(", ")
-                );
-                let returning = format!("{plain} RETURNING request_id");
-                [plain, returning]
-            })
-            .collect()
-    });
-    // Sizes are powers of two up to the maximum (`statement_chunks`).
-    &SQL[rows.ilog2() as usize][usize::from(returning)]
-}
-
-/// `INSERT OR IGNORE` of spend rows into `"LiteLLM_SpendLogs"` (`chunk` from
-/// [`statement_chunks`]), with `RETURNING request_id` when asked.
-fn sqlite_spend_insert(
-    chunk: &[SpendRecord],
-    returning: bool,
-) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-    let mut insert = sqlx::query(sqlite_spend_sql(chunk.len(), returning));
-    for r in chunk {
-        insert = insert
-            .bind(&r.request_id)
-            .bind(&r.call_type)
-            .bind(&r.api_key)
-            .bind(r.spend)
-            .bind(clamp_i32(
-                r.prompt_tokens.saturating_add(r.completion_tokens),
-            ))
-            .bind(clamp_i32(r.prompt_tokens))
-            .bind(clamp_i32(r.completion_tokens))
-            .bind(sqlite_timestamp(&r.start_time))
-            .bind(sqlite_timestamp(&r.end_time))
-            .bind(&r.model)
-            .bind(&r.model_group)
-            .bind(&r.custom_llm_provider)
-            .bind(&r.api_base)
-            .bind(r.user_id.as_deref().unwrap_or_default())
-            .bind(r.metadata.to_string())
-            .bind(cache_hit_text(r.cache_hit))
-            .bind(&r.team_id)
-            .bind(&r.end_user)
-            .bind(&r.status);
-    }
-    insert
-}
-
-async fn write_spend_sqlite(lite: &SqliteStore, records: &[SpendRecord]) -> Result<u64, KeyError> {
-    let mut tx = lite.pool.begin().await?;
-    let mut by_key: HashMap<&str, f64> = HashMap::new();
-    let mut by_team: HashMap<&str, f64> = HashMap::new();
-    let mut by_user: HashMap<&str, f64> = HashMap::new();
-    let mut inserted = 0u64;
-    for chunk in statement_chunks(records) {
-        // A record already written (a retried batch whose commit did go through) is ignored
-        // and must not count twice: only the rows this statement inserted add to the key,
-        // team and user spend. Almost always every row is new, which a plain insert shows by
-        // its row count; only otherwise is the chunk inserted again, telling which rows are
-        // new (`RETURNING` streams one row per record back from sqlx's SQLite thread).
-        let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
-        let plain = sqlite_spend_insert(chunk, false)
-            .execute(&mut *savepoint)
-            .await?;
-        let fresh: Vec<&SpendRecord> = if plain.rows_affected() == chunk.len() as u64 {
-            savepoint.commit().await?;
-            chunk.iter().collect()
-        } else {
-            savepoint.rollback().await?;
-            let rows = sqlite_spend_insert(chunk, true).fetch_all(&mut *tx).await?;
-            let mut returned: HashSet<String> = rows
-                .iter()
-                .map(|row| row.try_get::<String, _>(0))
-                .collect::<Result<_, _>>()?;
-            // `remove`: a request id twice in one batch was inserted once and counts once.
-            chunk
-                .iter()
-                .filter(|r| returned.remove(&r.request_id))
-                .collect()
-        };
-        for r in fresh {
-            inserted += 1;
-            *by_key.entry(&r.api_key).or_default() += r.spend;
-            if let Some(team) = r.team_id.as_deref() {
-                *by_team.entry(team).or_default() += r.spend;
-            }
-            if let Some(user) = r.user_id.as_deref().filter(|u| !u.is_empty()) {
-                *by_user.entry(user).or_default() += r.spend;
-            }
-        }
-    }
-    let increments = [
-        (
-            r#"UPDATE "LiteLLM_VerificationToken" SET spend = spend + $2 WHERE token = $1"#,
-            by_key,
-        ),
-        (
-            r#"UPDATE "LiteLLM_TeamTable" SET spend = spend + $2 WHERE team_id = $1"#,
-            by_team,
-        ),
-        (
-            r#"UPDATE "LiteLLM_UserTable" SET spend = spend + $2 WHERE user_id = $1"#,
-            by_user,
-        ),
-    ];
-    for (sql, amounts) in increments {
-        for (id, amount) in amounts {
-            sqlx::query(sql)
-                .bind(id)
-                .bind(amount)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    tx.commit().await?;
-    Ok(inserted)
 }
 
 fn json_text(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".to_string())
 }
 
-fn pg_key(row: &PgRow) -> Result<KeyRecord, KeyError> {
+fn pg_key(row: &PgRow) -> Result<KeyRecord, DbError> {
     Ok(KeyRecord {
         token: row.try_get("token")?,
         key_name: row.try_get("key_name")?,
@@ -1213,7 +653,7 @@ fn pg_key(row: &PgRow) -> Result<KeyRecord, KeyError> {
     })
 }
 
-fn pg_team(row: &PgRow) -> Result<TeamRecord, KeyError> {
+fn pg_team(row: &PgRow) -> Result<TeamRecord, DbError> {
     Ok(TeamRecord {
         team_id: row.try_get("team_id")?,
         team_alias: row.try_get("team_alias")?,
@@ -1239,14 +679,14 @@ fn pg_team(row: &PgRow) -> Result<TeamRecord, KeyError> {
 fn sqlite_json<T: serde::de::DeserializeOwned + Default>(
     row: &SqliteRow,
     column: &str,
-) -> Result<T, KeyError> {
+) -> Result<T, DbError> {
     let text: Option<String> = row.try_get(column)?;
     Ok(text
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default())
 }
 
-fn sqlite_object(row: &SqliteRow, column: &str) -> Result<Value, KeyError> {
+fn sqlite_object(row: &SqliteRow, column: &str) -> Result<Value, DbError> {
     let value: Value = sqlite_json(row, column)?;
     Ok(if value.is_null() {
         Value::Object(Default::default())
@@ -1255,7 +695,7 @@ fn sqlite_object(row: &SqliteRow, column: &str) -> Result<Value, KeyError> {
     })
 }
 
-fn sqlite_time(row: &SqliteRow, column: &str) -> Result<Option<NaiveDateTime>, KeyError> {
+fn sqlite_time(row: &SqliteRow, column: &str) -> Result<Option<NaiveDateTime>, DbError> {
     let text: Option<String> = row.try_get(column)?;
     Ok(text.and_then(|t| parse_sqlite_time(&t)))
 }
@@ -1265,7 +705,7 @@ fn parse_sqlite_time(text: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::from_str(&text.replace(' ', "T")).ok()
 }
 
-fn sqlite_key(row: &SqliteRow) -> Result<KeyRecord, KeyError> {
+fn sqlite_key(row: &SqliteRow) -> Result<KeyRecord, DbError> {
     Ok(KeyRecord {
         token: row.try_get("token")?,
         key_name: row.try_get("key_name")?,
@@ -1288,7 +728,7 @@ fn sqlite_key(row: &SqliteRow) -> Result<KeyRecord, KeyError> {
     })
 }
 
-fn sqlite_team(row: &SqliteRow) -> Result<TeamRecord, KeyError> {
+fn sqlite_team(row: &SqliteRow) -> Result<TeamRecord, DbError> {
     Ok(TeamRecord {
         team_id: row.try_get("team_id")?,
         team_alias: row.try_get("team_alias")?,
@@ -1307,72 +747,7 @@ fn sqlite_team(row: &SqliteRow) -> Result<TeamRecord, KeyError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn a_batch_is_inserted_in_chunks_of_few_distinct_sizes_in_order() {
-        let sizes = |n: usize| {
-            let rows: Vec<usize> = (0..n).collect();
-            let chunks: Vec<&[usize]> = statement_chunks(&rows).collect();
-            // Every row once, in order.
-            assert_eq!(chunks.concat(), rows);
-            chunks.iter().map(|c| c.len()).collect::<Vec<_>>()
-        };
-        assert_eq!(sizes(0), Vec::<usize>::new());
-        assert_eq!(sizes(1), [1]);
-        assert_eq!(sizes(45), [32, 8, 4, 1]);
-        assert_eq!(sizes(64), [64]);
-        assert_eq!(sizes(130), [64, 64, 2]);
-        let mut distinct = std::collections::BTreeSet::new();
-        for n in 0..=500 {
-            distinct.extend(sizes(n));
-        }
-        assert_eq!(
-            distinct.into_iter().collect::<Vec<_>>(),
-            [1, 2, 4, 8, 16, 32, 64]
-        );
-    }
-
-    #[test]
-    fn each_insert_text_has_a_placeholder_per_bound_value() {
-        for rows in [1, 2, 4, 8, 16, 32, 64] {
-            for returning in [false, true] {
-                let sql = sqlite_spend_sql(rows, returning);
-                assert_eq!(sql.matches('?').count(), rows * 19, "{rows} rows");
-                assert_eq!(sql.ends_with(" RETURNING request_id"), returning);
-            }
-        }
-    }
-
-    #[test]
-    fn sqlite_timestamps_are_written_as_sqlx_writes_them() {
-        use chrono::{NaiveDate, TimeZone, Utc};
-        let day = NaiveDate::from_ymd_opt(2026, 3, 7).unwrap();
-        for nano in [
-            0,
-            5_000_000,
-            123_456_000,
-            123_456_789,
-            999_999_999,
-            1_250_000_000,
-        ] {
-            let naive = day.and_hms_nano_opt(9, 4, 59, nano).unwrap();
-            let time = Utc.from_utc_datetime(&naive);
-            assert_eq!(
-                sqlite_timestamp(&time),
-                naive.format("%F %T%.f").to_string()
-            );
-        }
-        let early = NaiveDate::from_ymd_opt(7, 1, 2)
-            .unwrap()
-            .and_hms_opt(0, 0, 1)
-            .unwrap();
-        assert_eq!(
-            sqlite_timestamp(&Utc.from_utc_datetime(&early)),
-            "0007-01-02 00:00:01"
-        );
-    }
 
     #[test]
     fn sqlite_timestamps_parse_in_both_forms() {

@@ -143,7 +143,7 @@ impl RedisLink {
                 url = %self.inner.redacted_url,
                 "redis is reachable again; leaving the in-memory fallback"
             );
-            metrics::gauge!("hx_redis_fallback_active", "purpose" => self.inner.purpose).set(0.0);
+            crate::metrics::set_redis_fallback_active(self.inner.purpose, false);
         }
     }
 
@@ -159,7 +159,7 @@ impl RedisLink {
                 %error,
                 "redis is unreachable; falling back to per-instance memory until it returns"
             );
-            metrics::gauge!("hx_redis_fallback_active", "purpose" => self.inner.purpose).set(1.0);
+            crate::metrics::set_redis_fallback_active(self.inner.purpose, true);
         }
     }
 }

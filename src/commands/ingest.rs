@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::cli::IngestArgs;
+use super::cli::IngestArgs;
 use crate::error::{ApiError, ErrorKind};
 use crate::secret::{Secret, redact_url, scrub};
 

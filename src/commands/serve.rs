@@ -1,66 +1,20 @@
-//! Running the gateway as a service: start (config, listener, readiness, systemd notify),
+//! `hx-gateway` (serve): running the gateway as a service: start (config, listener, readiness, systemd notify),
 //! SIGHUP reloads, SIGTERM drains in-flight requests within a grace period, then exits.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::cli::ServeArgs;
-use crate::config::{ConfigError, EnvSource, GatewayConfig};
-use crate::keys::{KeyError, KeyService, KeyServiceOptions, KeyStore};
-use crate::server::{self, state::AppState};
-
-/// Why the gateway could not start; printed in plain words by `main`.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("{0}")]
-    Config(#[from] ConfigError),
-    #[error(
-        "no master key is configured (general_settings.master_key or LITELLM_MASTER_KEY); \
-         set one, or pass --allow-unauthenticated (or HX_ALLOW_UNAUTHENTICATED=1) to serve without auth"
-    )]
-    NoMasterKey,
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error("TLS: {0}")]
-    Tls(String),
-    #[error("{0}")]
-    Other(String),
-}
-
-/// Where the config comes from, kept for reloads.
-#[derive(Clone)]
-pub struct ConfigSource {
-    pub path: Option<PathBuf>,
-    pub env_file: HashMap<String, String>,
-}
-
-impl ConfigSource {
-    pub fn load(&self, env: &dyn EnvSource) -> Result<GatewayConfig, ConfigError> {
-        match &self.path {
-            Some(path) => GatewayConfig::load(path, env, self.env_file.clone()),
-            None => GatewayConfig::empty(env, self.env_file.clone()),
-        }
-    }
-}
-
-/// Logs, once, what the config carried that HX does not use, and what it disabled.
-pub fn report_config(config: &GatewayConfig) {
-    if !config.ignored.is_empty() {
-        tracing::warn!(keys = %config.ignored.join(", "), "config keys ignored (not used by HX Gateway)");
-    }
-    for d in &config.disabled {
-        tracing::warn!(model_name = %d.model_name, index = d.index, reason = %d.reason, "deployment disabled");
-    }
-}
+use super::cli::ServeArgs;
+use super::migrate::{connect_keys, migrations_enabled};
+use super::{ConfigSource, StartError, report_config};
+use crate::config::{ConfigError, EnvSource};
+use crate::gateway::{self, AppState};
+use crate::server;
 
 /// Serves until SIGTERM/SIGINT, reloading on SIGHUP.
 pub async fn serve(
@@ -80,18 +34,15 @@ pub async fn serve(
     if config.master_key.is_none() {
         tracing::warn!("serving WITHOUT authentication (--allow-unauthenticated)");
     }
-    let http = server::state::upstream_client().map_err(|e| StartError::Other(e.to_string()))?;
+    let http = gateway::upstream_client().map_err(|e| StartError::Other(e.to_string()))?;
     let state = AppState::new(config, http, allow_unauthenticated)
         .map_err(|e| StartError::Other(e.to_string()))?;
-    crate::health::spawn_background_probe(&state);
+    spawn_background_probe(&state);
     // Opening the vector store (and taking its directory lock) happens off the start path; a
     // second process on the same data directory is told so here, in plain words.
     let rag_state = state.clone();
     tokio::spawn(async move {
         if let Err(e) = rag_state.rag.health().await {
-            rag_state
-                .vector_store_ok
-                .store(false, std::sync::atomic::Ordering::Relaxed);
             tracing::error!(error = %e, "vector store unavailable: RAG routes answer 503 until it is");
         }
     });
@@ -187,47 +138,6 @@ async fn finish_shutdown(state: &AppState) {
             Err(_) => tracing::error!("pending spend not written within the flush timeout"),
         }
     }
-}
-
-/// Migrations run at start unless `--no-migrate`, `USE_PRISMA_MIGRATE=0` or
-/// `DISABLE_SCHEMA_UPDATE=true` (LiteLLM's switches).
-pub fn migrations_enabled(no_migrate: bool, env: &dyn EnvSource) -> bool {
-    let off = |name: &str, values: &[&str]| {
-        env.var(name)
-            .is_some_and(|v| values.contains(&v.trim().to_ascii_lowercase().as_str()))
-    };
-    !(no_migrate
-        || off("USE_PRISMA_MIGRATE", &["0", "false", "no"])
-        || off("DISABLE_SCHEMA_UPDATE", &["1", "true", "yes"]))
-}
-
-/// Opens the key store the config names (Postgres, else SQLite under `HX_DATA_DIR`).
-pub async fn connect_keys(config: &GatewayConfig, migrate: bool) -> Result<KeyService, KeyError> {
-    let url = config.database_url.as_ref().map(|u| u.expose().to_string());
-    let store = KeyStore::connect(url.as_deref(), &config.data_dir, migrate).await?;
-    let options = KeyServiceOptions {
-        cache_ttl: config.key_cache_ttl,
-        allow_requests_on_db_unavailable: config.allow_requests_on_db_unavailable,
-        ..KeyServiceOptions::default()
-    };
-    Ok(KeyService::new(store, options))
-}
-
-/// `hx-gateway migrate`: applies the migrations and reports.
-pub async fn migrate_only(
-    source: &ConfigSource,
-    env: &dyn EnvSource,
-) -> Result<String, StartError> {
-    let config = source.load(env)?;
-    let url = config.database_url.as_ref().map(|u| u.expose().to_string());
-    let store = KeyStore::connect(url.as_deref(), &config.data_dir, false)
-        .await
-        .map_err(|e| StartError::Other(e.to_string()))?;
-    store
-        .migrate()
-        .await
-        .map_err(|e| StartError::Other(e.to_string()))?;
-    Ok(format!("migrations applied ({})", store.backend_name()))
 }
 
 async fn serve_plain(
@@ -353,4 +263,31 @@ pub fn reload(state: &AppState, source: &ConfigSource) {
         }
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+}
+
+/// Refreshes the dependency gauges every [`crate::health::BACKGROUND_PROBE_INTERVAL`] while the state lives.
+fn spawn_background_probe(state: &Arc<AppState>) {
+    let weak: Weak<AppState> = Arc::downgrade(state);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::health::BACKGROUND_PROBE_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(state) = weak.upgrade() else {
+                break;
+            };
+            let config = state.runtime().config.clone();
+            let report = state
+                .dependencies
+                .probe_all(&config, state.rag.is_open())
+                .await;
+            for o in report.outcomes().into_iter().filter(|o| o.is_failing()) {
+                tracing::warn!(
+                    dependency = o.dependency.name(),
+                    error = o.error.as_deref().unwrap_or(""),
+                    "dependency is down"
+                );
+            }
+        }
+    });
 }

@@ -228,8 +228,9 @@ impl Write for EscapingWriter<'_, '_> {
 /// For tests of what gets logged: a writer that keeps everything a subscriber writes.
 #[cfg(test)]
 pub(crate) mod capture {
-    #![allow(clippy::unwrap_used)]
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
+
+    use parking_lot::Mutex;
 
     /// Clones share one buffer: give a clone to the subscriber, read the original.
     #[derive(Clone, Default)]
@@ -237,7 +238,7 @@ pub(crate) mod capture {
 
     impl std::io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
+            self.0.lock().extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -248,7 +249,6 @@ pub(crate) mod capture {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::capture::Captured;
     use super::*;
 
@@ -306,7 +306,7 @@ mod tests {
         } else {
             tracing::subscriber::with_default(builder.finish(), emit);
         }
-        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+        String::from_utf8(captured.0.lock().clone()).unwrap()
     }
 
     #[test]
@@ -351,7 +351,7 @@ mod tests {
             .with_writer(move || writer.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, || tracing::info!("x"));
-        let line = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let line = String::from_utf8(captured.0.lock().clone()).unwrap();
         let theirs = line.split_whitespace().next().unwrap();
         let mut ours = String::new();
         write_timestamp(&mut ours, std::time::SystemTime::now()).unwrap();

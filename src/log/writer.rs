@@ -10,7 +10,9 @@
 //! which is why it is written here.
 
 use std::io::{self, Write};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -35,7 +37,7 @@ struct State {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
+    mutex.lock()
 }
 
 impl<W: Write> Shared<W> {
@@ -89,15 +91,11 @@ impl<W: Write + Send + 'static> BatchedWriter<W> {
             .name("hx-log-writer".into())
             .spawn(move || {
                 loop {
-                    let state = lock(&worker.state);
+                    let mut state = lock(&worker.state);
                     if state.closed {
                         return;
                     }
-                    let state = worker
-                        .wake
-                        .wait_timeout(state, FLUSH_EVERY)
-                        .map(|(s, _)| s)
-                        .unwrap_or_else(|p| p.into_inner().0);
+                    worker.wake.wait_for(&mut state, FLUSH_EVERY);
                     worker.write_out(state);
                 }
             })
@@ -158,7 +156,6 @@ impl<'a, W: Write + Send + 'static> MakeWriter<'a> for BatchedWriter<W> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     /// Collects what reaches "stderr".
@@ -167,7 +164,7 @@ mod tests {
 
     impl Write for Sink {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
+            self.0.lock().extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> io::Result<()> {
@@ -182,16 +179,16 @@ mod tests {
         writer.make_writer().write_all(b"first\n").unwrap();
         writer.make_writer().write_all(b"second\n").unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while sink.0.lock().unwrap().len() < 13 && std::time::Instant::now() < deadline {
+        while sink.0.lock().len() < 13 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(&*sink.0.lock().unwrap(), b"first\nsecond\n");
+        assert_eq!(&*sink.0.lock(), b"first\nsecond\n");
         writer.make_writer().write_all(b"last\n").unwrap();
         drop(guard);
-        assert_eq!(&*sink.0.lock().unwrap(), b"first\nsecond\nlast\n");
+        assert_eq!(&*sink.0.lock(), b"first\nsecond\nlast\n");
         // After the guard, lines are written at once.
         writer.make_writer().write_all(b"late\n").unwrap();
-        assert!(sink.0.lock().unwrap().ends_with(b"late\n"));
+        assert!(sink.0.lock().ends_with(b"late\n"));
     }
 
     #[test]
@@ -200,6 +197,6 @@ mod tests {
         let (writer, _guard) = BatchedWriter::new(sink.clone());
         let big = vec![b'x'; MAX_BUFFERED];
         writer.make_writer().write_all(&big).unwrap();
-        assert_eq!(sink.0.lock().unwrap().len(), MAX_BUFFERED);
+        assert_eq!(sink.0.lock().len(), MAX_BUFFERED);
     }
 }

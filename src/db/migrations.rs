@@ -8,7 +8,7 @@
 
 use sqlx::{PgPool, Row, SqlitePool};
 
-use super::error::KeyError;
+use super::DbError;
 
 /// The `pg_advisory_xact_lock` id held while migrating ("HXKY" in ASCII).
 pub const MIGRATIONS_LOCK_ID: i64 = 0x4858_4B59;
@@ -253,8 +253,8 @@ CREATE INDEX IF NOT EXISTS "LiteLLM_SpendLogs_startTime_idx" ON "LiteLLM_SpendLo
 
 /// Applies every pending migration to a Postgres database, under an advisory lock so that
 /// instances starting together apply each migration exactly once.
-pub(crate) async fn migrate_postgres(pool: &PgPool) -> Result<(), KeyError> {
-    let fail = |e: sqlx::Error| KeyError::Migration(crate::secret::scrub(&e.to_string(), &[]));
+pub(crate) async fn migrate_postgres(pool: &PgPool) -> Result<(), DbError> {
+    let fail = |e: sqlx::Error| DbError::Migration(crate::secret::scrub(&e.to_string(), &[]));
     let mut tx = pool.begin().await.map_err(fail)?;
     // Taken before anything else: the `CREATE SCHEMA IF NOT EXISTS` below can itself race.
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -286,7 +286,7 @@ pub(crate) async fn migrate_postgres(pool: &PgPool) -> Result<(), KeyError> {
             .execute(&mut *tx)
             .await
             .map_err(|e| {
-                KeyError::Migration(format!(
+                DbError::Migration(format!(
                     "{} ({}): {}",
                     migration.version,
                     migration.name,
@@ -311,8 +311,8 @@ pub(crate) async fn migrate_postgres(pool: &PgPool) -> Result<(), KeyError> {
 
 /// Applies every pending migration to the SQLite file. `BEGIN IMMEDIATE` takes the write lock
 /// up front, which serialises processes sharing the file.
-pub(crate) async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), KeyError> {
-    let fail = |e: sqlx::Error| KeyError::Migration(e.to_string());
+pub(crate) async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), DbError> {
+    let fail = |e: sqlx::Error| DbError::Migration(e.to_string());
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(fail)?;
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS hx_schema_migrations (
@@ -337,7 +337,7 @@ pub(crate) async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), KeyError> {
             .execute(&mut *tx)
             .await
             .map_err(|e| {
-                KeyError::Migration(format!("{} ({}): {e}", migration.version, migration.name))
+                DbError::Migration(format!("{} ({}): {e}", migration.version, migration.name))
             })?;
         sqlx::query("INSERT INTO hx_schema_migrations (version, name) VALUES ($1, $2)")
             .bind(migration.version)
