@@ -88,7 +88,11 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Check) => {
-            let report = runtime.block_on(hx_gateway::commands::check::check(&source, &env));
+            let report = runtime.block_on(hx_gateway::commands::check::check(
+                &source,
+                &env,
+                &cli.serve.host,
+            ));
             print!("{}", report.render());
             if report.passed() {
                 ExitCode::SUCCESS
@@ -107,10 +111,9 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::Smoke(args)) => {
-            let report = runtime.block_on(hx_gateway::commands::smoke::run(
-                &args.url,
-                args.key.as_deref(),
-            ));
+            let url = args.url.clone().unwrap_or_else(|| cli.serve.local_url());
+            let report =
+                runtime.block_on(hx_gateway::commands::smoke::run(&url, args.key.as_deref()));
             print!("{}", report.render());
             if report.passed() {
                 ExitCode::SUCCESS
@@ -127,7 +130,10 @@ fn main() -> ExitCode {
                     println!("{line}");
                 }
             };
-            match runtime.block_on(ingest(IngestOptions::from_args(&args), &mut progress)) {
+            match runtime.block_on(ingest(
+                IngestOptions::from_args(&args, &cli.serve.local_url()),
+                &mut progress,
+            )) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

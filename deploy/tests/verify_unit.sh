@@ -7,7 +7,8 @@
 #
 # Run: bash deploy/tests/verify_unit.sh      (HX_BIN=target/debug/hx-gateway to verify with the
 #                                             built binary in place of /usr/local/bin/hx-gateway)
-# Needs systemd-analyze (Debian package `systemd`); installs it with apt-get when missing.
+# Needs systemd-analyze (Debian package `systemd`; scripts/setup.sh installs it). Without it
+# this fails, naming the package: a test never installs system packages itself.
 # Exits non-zero on any failure.
 #
 # Substitutions made before verifying (the files in deploy/ are never modified):
@@ -39,24 +40,8 @@ fail() {
     if [[ -n ${2:-} ]]; then printf '%s\n' "$2" | sed 's/^/     /'; fi
 }
 
-ensure_systemd_analyze() {
-    command -v systemd-analyze >/dev/null 2>&1 && return 0
-    echo "systemd-analyze not found; installing the Debian package 'systemd'"
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "apt-get not available; install systemd-analyze by hand" >&2
-        return 1
-    fi
-    local sudo=""
-    [[ $(id -u) -eq 0 ]] || sudo=sudo
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get install -y --no-install-recommends systemd >/dev/null 2>&1 || {
-        $sudo apt-get update >/dev/null
-        $sudo apt-get install -y --no-install-recommends systemd >/dev/null
-    }
-    command -v systemd-analyze >/dev/null 2>&1
-}
-
-if ! ensure_systemd_analyze; then
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    fail "systemd-analyze not found: install the Debian package 'systemd' (bash scripts/setup.sh does)"
     echo "0 passed, 1 failed"
     exit 1
 fi

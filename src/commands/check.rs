@@ -1,13 +1,25 @@
 //! `hx-gateway check`: validates the config and the environment, probes every configured
-//! dependency with the same probes as `/healthz/deps`, and reports every problem in plain
-//! words; the exit code says whether the gateway can start and serve cleanly.
+//! dependency with the same probes as `/healthz/deps` and every deployment's upstream with a
+//! cheap model listing, and reports every problem in plain words; the exit code says whether
+//! the gateway can start and serve cleanly.
+//!
+//! A deployment disabled because an `os.environ/` variable is unset is a warning, not an
+//! error: it is optional until the variable is set (the shipped example's `gpt-4o-mini`
+//! waits for `OPENAI_API_BASE`), and the rest of the gateway serves. Any other reason (missing
+//! model files, a bad header value) is an error.
 
 use std::path::Path;
+use std::time::Duration;
 
 use super::ConfigSource;
 use crate::config::{EnvSource, GatewayConfig};
-use crate::health::{Dependency, DependencyProbes, ProbeOutcome};
+use crate::health::{Dependency, DependencyProbes, PROBE_TIMEOUT, ProbeOutcome};
+use crate::providers::UpstreamProbe;
 use crate::router::Router;
+
+/// The master key of the shipped example config: for trying HX out, never for a gateway others
+/// can reach.
+pub const DEVELOPMENT_MASTER_KEY: &str = "sk-hx-dev-1234";
 
 /// The outcome of a check: one line per finding.
 #[derive(Debug, Default)]
@@ -43,8 +55,12 @@ impl Report {
     }
 }
 
-/// Checks the config without starting anything.
-pub fn check_config(source: &ConfigSource, env: &dyn EnvSource) -> (Report, Option<GatewayConfig>) {
+/// Checks the config without starting anything; returns the config and its router when the
+/// config loads.
+pub fn check_config(
+    source: &ConfigSource,
+    env: &dyn EnvSource,
+) -> (Report, Option<(GatewayConfig, Router)>) {
     let mut report = Report::default();
     match &source.path {
         Some(p) => report.ok.push(format!("config file {}", p.display())),
@@ -64,21 +80,27 @@ pub fn check_config(source: &ConfigSource, env: &dyn EnvSource) -> (Report, Opti
             "config key {key} is not used by HX Gateway and is ignored"
         ));
     }
-    for d in &config.disabled {
-        report.errors.push(format!(
-            "deployment #{} of model '{}' is disabled: {}",
-            d.index, d.model_name, d.reason
-        ));
-    }
     // Building the router builds every provider, which finds what the config alone cannot
     // (a local model directory that is missing, a header value that is not valid).
     let http = reqwest::Client::new();
     let router = Router::build(&config, &http);
-    for d in &router.disabled {
-        report.errors.push(format!(
-            "deployment #{} of model '{}' is disabled: {}",
-            d.index, d.model_name, d.reason
-        ));
+    let mut disabled: Vec<_> = config.disabled.iter().chain(&router.disabled).collect();
+    disabled.sort_by_key(|d| d.index);
+    for d in disabled {
+        // Numbered by the entry's place in model_list, as the config file reads.
+        let line = format!(
+            "deployment #{} (model_list[{}], model '{}') is disabled: {}",
+            d.index + 1,
+            d.index,
+            d.model_name,
+            d.reason
+        );
+        match &d.unset_variable {
+            Some(var) => report
+                .warnings
+                .push(format!("{line}; it is served once {var} is set")),
+            None => report.errors.push(line),
+        }
     }
     let groups = config.model_names();
     if groups.is_empty() {
@@ -99,28 +121,99 @@ pub fn check_config(source: &ConfigSource, env: &dyn EnvSource) -> (Report, Opti
     } else {
         report.ok.push("master key is set".into());
     }
-    (report, Some(config))
+    (report, Some((config, router)))
 }
 
-/// The whole check: config, environment, then every configured dependency (concurrently, each
-/// bounded to 2 s).
-pub async fn check(source: &ConfigSource, env: &dyn EnvSource) -> Report {
-    let (mut report, config) = check_config(source, env);
-    let Some(config) = config else {
+/// The whole check: config, environment, then every configured dependency and every
+/// deployment's upstream (concurrently, each bounded to 2 s). `host` is the address `serve`
+/// would listen on (`--host` / `HOST`).
+pub async fn check(source: &ConfigSource, env: &dyn EnvSource, host: &str) -> Report {
+    let (mut report, loaded) = check_config(source, env);
+    let Some((config, router)) = loaded else {
         return report;
     };
-    check_environment(&config, &mut report);
+    check_environment(&config, &router, &mut report);
+    check_exposure(&config, host, &mut report);
     let probes = DependencyProbes::new();
-    let deps = probes.probe_all(&config, true).await;
+    let (deps, upstreams) = tokio::join!(
+        probes.probe_all(&config, true),
+        probe_upstreams(&router, PROBE_TIMEOUT)
+    );
     for outcome in deps.outcomes() {
         describe_dependency(outcome, &config, &mut report);
+    }
+    for line in upstreams {
+        match line {
+            Ok(ok) => report.ok.push(ok),
+            Err(error) => report.errors.push(error),
+        }
     }
     report
 }
 
+/// The development key on an address other machines can reach: anyone who read the README
+/// holds the master key.
+fn check_exposure(config: &GatewayConfig, host: &str, report: &mut Report) {
+    let Some(key) = &config.master_key else {
+        return;
+    };
+    if key.expose() != DEVELOPMENT_MASTER_KEY {
+        return;
+    }
+    let loopback = matches!(host, "localhost" | "::1")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        report.ok.push(format!(
+            "the development master key is in use, on the loopback address {host} only"
+        ));
+    } else {
+        report.warnings.push(format!(
+            "the master key is the development key {DEVELOPMENT_MASTER_KEY} and the gateway listens on {host}, reachable from other machines: set LITELLM_MASTER_KEY (it wins over the config) or pass --host 127.0.0.1"
+        ));
+    }
+}
+
+/// One line per enabled deployment with an upstream: reachable (`Ok`) or not (`Err`). An
+/// upstream that answers 401/403 refused the deployment's key: an error too, since every
+/// request would fail the same way.
+async fn probe_upstreams(router: &Router, timeout: Duration) -> Vec<Result<String, String>> {
+    let mut members: Vec<_> = router.members().collect();
+    members.sort_by_key(|m| m.deployment.index);
+    let probes = members.iter().map(|m| async move {
+        let d = &m.deployment;
+        let name = format!(
+            "deployment #{} (model_list[{}], model '{}')",
+            d.index + 1,
+            d.index,
+            d.model_name
+        );
+        match m.provider.probe_upstream(timeout).await {
+            UpstreamProbe::InProcess => None,
+            UpstreamProbe::Answered { url, status } if status == 401 || status == 403 => {
+                Some(Err(format!(
+                    "{name}: the upstream at {url} refused the deployment's key (HTTP {status})"
+                )))
+            }
+            UpstreamProbe::Answered { url, status } => Some(Ok(format!(
+                "{name}: upstream reachable ({url} answered HTTP {status})"
+            ))),
+            UpstreamProbe::Unreachable { url, error } => Some(Err(format!(
+                "{name}: upstream {url} is not reachable: {error}"
+            ))),
+        }
+    });
+    futures::future::join_all(probes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 /// What the environment must provide besides the config: a usable data directory, sane URLs,
 /// an embedding model the RAG routes can use.
-fn check_environment(config: &GatewayConfig, report: &mut Report) {
+fn check_environment(config: &GatewayConfig, router: &Router, report: &mut Report) {
     check_data_dir(&config.data_dir, report);
     if let Some(key) = &config.master_key
         && !key.expose().starts_with("sk-")
@@ -158,14 +251,16 @@ fn check_environment(config: &GatewayConfig, report: &mut Report) {
         );
     }
     let model = &config.rag.embedding_model;
-    if config.deployments.iter().any(|d| &d.model_name == model) {
-        report
+    match router.model_status(model) {
+        Ok(()) => report
             .ok
-            .push(format!("embedding model '{model}' is in the model list"));
-    } else {
-        report.warnings.push(format!(
+            .push(format!("embedding model '{model}' is in the model list")),
+        Err(_) if router.disabled_reason(model).is_some() => report.warnings.push(format!(
+            "embedding model '{model}' (EMBEDDING_MODEL) is disabled (see above): RAG search by query and document upserts will fail until it is served"
+        )),
+        Err(_) => report.warnings.push(format!(
             "embedding model '{model}' (EMBEDDING_MODEL) is not a model_name of model_list: RAG search by query and document upserts will fail"
-        ));
+        )),
     }
 }
 

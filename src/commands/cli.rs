@@ -205,6 +205,14 @@ impl LitellmCompatArgs {
     }
 }
 
+impl ServeArgs {
+    /// Where a command finds the gateway this command line would serve: the loopback address
+    /// on `--port` / `PORT` (default 4000), for `smoke` and `rag ingest` without `--url`.
+    pub fn local_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate the config, the environment and every configured dependency.
@@ -220,9 +228,9 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct SmokeArgs {
-    /// Base URL of the running gateway.
-    #[arg(long, default_value = "http://127.0.0.1:4000")]
-    pub url: String,
+    /// Base URL of the running gateway (default: http://127.0.0.1 on --port / PORT, 4000).
+    #[arg(long)]
+    pub url: Option<String>,
     /// Key to call it with (else LITELLM_MASTER_KEY).
     #[arg(long, env = "LITELLM_MASTER_KEY", hide_env_values = true)]
     pub key: Option<String>,
@@ -247,8 +255,10 @@ pub struct IngestArgs {
     pub chunk_size: usize,
     #[arg(long = "chunk-overlap", default_value_t = 100)]
     pub chunk_overlap: usize,
-    #[arg(long, default_value = "http://127.0.0.1:4000")]
-    pub url: String,
+    /// Base URL of the running gateway (default: http://127.0.0.1 on --port / PORT, 4000,
+    /// as `serve` listens).
+    #[arg(long)]
+    pub url: Option<String>,
     #[arg(long, env = "LITELLM_MASTER_KEY", hide_env_values = true)]
     pub key: Option<String>,
 }

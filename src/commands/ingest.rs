@@ -51,15 +51,15 @@ pub struct IngestOptions {
 }
 
 impl IngestOptions {
-    /// The options of `hx-gateway rag ingest`.
-    pub fn from_args(args: &IngestArgs) -> Self {
+    /// The options of `hx-gateway rag ingest`; `default_url` is used without `--url`.
+    pub fn from_args(args: &IngestArgs, default_url: &str) -> Self {
         IngestOptions {
             paths: args.paths.clone(),
             namespace: args.namespace.clone(),
             collection: args.collection.clone(),
             chunk_size: args.chunk_size,
             chunk_overlap: args.chunk_overlap,
-            url: args.url.clone(),
+            url: args.url.clone().unwrap_or_else(|| default_url.to_string()),
             key: args.key.clone().filter(|k| !k.is_empty()).map(Secret::new),
             batch_size: DEFAULT_UPSERT_BATCH,
         }

@@ -1,7 +1,8 @@
 //! `hx-gateway smoke --url URL --key KEY`: post-deploy validation of a running gateway, one
 //! line per step (`PASS step: ...` / `FAIL step: reason`): liveliness, dependencies (failing
 //! only on one that is configured and down), the model list, a RAG search by query, the query's
-//! embedding, and a RAG search by that vector.
+//! embedding, and a RAG search by that vector. On a fresh install the searches find the default
+//! collection missing (nothing ingested yet): that counts as an empty result, not a failure.
 
 use std::time::Duration;
 
@@ -283,6 +284,15 @@ async fn rag_search(target: &Target, body: Value) -> Result<String, String> {
     let answer = target
         .call(reqwest::Method::POST, path, Some(&body))
         .await?;
+    // A fresh install has no collection until the first upsert: the search finds nothing,
+    // which is what an empty store should answer, not a failed deployment.
+    if answer.status == 404
+        && let Some(missing) = missing_collection(&answer.body)
+    {
+        return Ok(format!(
+            "0 hit(s): collection '{missing}' does not exist yet (nothing ingested); empty"
+        ));
+    }
     if answer.status != 200 {
         return Err(target.failure(path, &answer));
     }
@@ -292,6 +302,15 @@ async fn rag_search(target: &Target, body: Value) -> Result<String, String> {
             "{path} answered 200 without a 'result.result' list"
         )),
     }
+}
+
+/// The collection named by a RAG 404 that says the collection does not exist (the vector
+/// store's own message), as opposed to a 404 for a route this gateway does not serve.
+fn missing_collection(body: &Value) -> Option<&str> {
+    let message = body["error"]["message"].as_str()?;
+    message
+        .strip_prefix("collection '")?
+        .strip_suffix("' does not exist")
 }
 
 /// The embedding of [`SMOKE_QUERY`] by the gateway's embedding model.

@@ -96,6 +96,8 @@ const SILENT_PARAMS: &[&str] = &[
 pub struct Deployment {
     /// `model_info.id`, else a stable hash of the entry (LiteLLM's `x-litellm-model-id`).
     pub id: String,
+    /// The entry's position in `model_list` (for messages: "deployment #2").
+    pub index: usize,
     /// The group name clients ask for.
     pub model_name: String,
     pub provider: ProviderKind,
@@ -275,6 +277,7 @@ pub fn build(
     );
     Ok(Deployment {
         id,
+        index,
         model_name: raw.model_name,
         provider,
         model,

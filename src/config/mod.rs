@@ -38,8 +38,12 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub struct DisabledDeployment {
     pub model_name: String,
+    /// The entry's position in `model_list`.
     pub index: usize,
     pub reason: String,
+    /// The `os.environ/` variable whose absence disabled it: an optional deployment that
+    /// comes up once the variable is set (`check` warns instead of failing).
+    pub unset_variable: Option<String>,
 }
 
 /// The default of `rag_settings.max_collections`.
@@ -404,6 +408,7 @@ fn build_deployments(
                 model_name,
                 index,
                 reason: format!("environment variable {var} is not set ({path})"),
+                unset_variable: Some(var),
             });
             continue;
         }
@@ -414,6 +419,7 @@ fn build_deployments(
                     model_name,
                     index,
                     reason,
+                    unset_variable: None,
                 })
             }
             Err(deployment::DeploymentProblem::Invalid { path, message }) => {

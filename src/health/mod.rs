@@ -82,11 +82,21 @@ pub struct DependencyReport {
     pub redis: ProbeOutcome,
     pub qdrant: ProbeOutcome,
     pub embedding_model: String,
+    /// Whether the embedding model can serve, and why not (set by the caller, which knows the
+    /// router: see [`DependencyReport::with_embedding_model_status`]).
+    pub embedding_model_status: Option<Result<(), String>>,
 }
 
 impl DependencyReport {
     pub fn outcomes(&self) -> [&ProbeOutcome; 3] {
         [&self.postgres, &self.redis, &self.qdrant]
+    }
+
+    /// Records whether the embedding model serves (`Err` says why not: disabled and why, or not
+    /// in `model_list`); shown as `details.embedding_model`.
+    pub fn with_embedding_model_status(mut self, status: Result<(), String>) -> Self {
+        self.embedding_model_status = Some(status);
+        self
     }
 
     /// The `/healthz/deps` body: the four keys of the contract first, then `configured` and
@@ -98,6 +108,11 @@ impl DependencyReport {
                 "latency_ms": o.latency_ms,
                 "error": o.error,
             })
+        };
+        let embedding = match &self.embedding_model_status {
+            None => Value::Null,
+            Some(Ok(())) => json!({"ready": true, "error": null}),
+            Some(Err(why)) => json!({"ready": false, "error": why}),
         };
         json!({
             "postgres": self.postgres.up,
@@ -113,6 +128,7 @@ impl DependencyReport {
                 "postgres": detail(&self.postgres),
                 "redis": detail(&self.redis),
                 "qdrant": detail(&self.qdrant),
+                "embedding_model": embedding,
             },
         })
     }
@@ -149,6 +165,7 @@ impl DependencyProbes {
             redis,
             qdrant,
             embedding_model: config.rag.embedding_model.clone(),
+            embedding_model_status: None,
         };
         for o in report.outcomes() {
             crate::metrics::set_dependency_up(o.dependency.name(), o.up);

@@ -26,12 +26,23 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 #[derive(Debug, Clone)]
 pub struct Anthropic {
     url: String,
+    models_url: String,
     headers: HeaderMap,
     http: reqwest::Client,
     secret: Option<String>,
 }
 
 impl Anthropic {
+    /// The API's model listing (`GET {api_base}/v1/models`), for `check`.
+    pub fn listing(&self) -> super::Listing<'_> {
+        super::Listing {
+            url: self.models_url.clone(),
+            headers: &self.headers,
+            http: &self.http,
+            secret: self.secret.as_deref(),
+        }
+    }
+
     pub fn new(d: &Deployment, http: reqwest::Client) -> Result<Self, ProviderUnavailable> {
         let base = d.api_base.as_deref().unwrap_or(DEFAULT_BASE);
         // `api_base` may be given with or without the version segment.
@@ -50,6 +61,7 @@ impl Anthropic {
         }
         Ok(Anthropic {
             url: format!("{base}/v1/messages"),
+            models_url: format!("{base}/v1/models"),
             headers,
             http,
             secret: d.api_key.as_ref().map(|k| k.expose().to_string()),

@@ -15,6 +15,7 @@ const DEFAULT_API_VERSION: &str = "2024-10-21";
 pub struct Azure {
     /// `{api_base}/openai/deployments/{deployment}`.
     deployment_url: String,
+    api_version: String,
     /// Each endpoint's URL with `api-version`, parsed once; `None` when they do not parse.
     urls: Option<Box<[UpstreamUrl; 3]>>,
     headers: HeaderMap,
@@ -23,6 +24,20 @@ pub struct Azure {
 }
 
 impl Azure {
+    /// The resource's model listing (`GET {api_base}/openai/models`), for `check`.
+    pub fn listing(&self) -> super::Listing<'_> {
+        let resource = self
+            .deployment_url
+            .rsplit_once("/deployments/")
+            .map_or(self.deployment_url.as_str(), |(r, _)| r);
+        super::Listing {
+            url: format!("{resource}/models?api-version={}", self.api_version),
+            headers: &self.headers,
+            http: &self.http,
+            secret: self.secret.as_deref(),
+        }
+    }
+
     pub fn new(d: &Deployment, http: reqwest::Client) -> Result<Self, ProviderUnavailable> {
         let base = d
             .api_base
@@ -48,6 +63,7 @@ impl Azure {
             )
         });
         Ok(Azure {
+            api_version: api_version.to_string(),
             deployment_url,
             urls,
             headers,

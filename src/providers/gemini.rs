@@ -33,6 +33,16 @@ pub struct Gemini {
 }
 
 impl Gemini {
+    /// The API's model listing (`GET {api_base}/v1beta/models`), for `check`.
+    pub fn listing(&self) -> super::Listing<'_> {
+        super::Listing {
+            url: format!("{}/models", self.base),
+            headers: &self.headers,
+            http: &self.http,
+            secret: self.secret.as_deref(),
+        }
+    }
+
     pub fn new(d: &Deployment, http: reqwest::Client) -> Result<Self, ProviderUnavailable> {
         let base = d
             .api_base

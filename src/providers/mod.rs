@@ -230,6 +230,71 @@ impl Provider {
     }
 }
 
+/// A cheap request that shows whether a deployment's upstream answers: its model listing,
+/// with the deployment's own headers (key included).
+pub struct Listing<'a> {
+    pub url: String,
+    headers: &'a reqwest::header::HeaderMap,
+    http: &'a reqwest::Client,
+    /// The upstream key, scrubbed from any error text.
+    secret: Option<&'a str>,
+}
+
+/// What probing an upstream found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamProbe {
+    /// Answers in-process (`mock_response`, local embeddings): nothing to reach.
+    InProcess,
+    /// Answered with this HTTP status.
+    Answered { url: String, status: u16 },
+    /// No answer: connection refused, DNS, TLS or the timeout; the text is free of secrets.
+    Unreachable { url: String, error: String },
+}
+
+impl Provider {
+    /// Asks the deployment's upstream for its model listing, bounded by `timeout` (for
+    /// `hx-gateway check`). Any HTTP answer shows the upstream reachable; the status tells
+    /// whether it took the key.
+    pub async fn probe_upstream(&self, timeout: Duration) -> UpstreamProbe {
+        let listing = match self {
+            Provider::OpenAi(p) => p.listing(),
+            Provider::Azure(p) => p.listing(),
+            Provider::Anthropic(p) => p.listing(),
+            Provider::Ollama(p) => p.listing(),
+            Provider::Gemini(p) => p.listing(),
+            Provider::Mock(_) | Provider::Local(_) => return UpstreamProbe::InProcess,
+        };
+        let shown = crate::secret::redact_url(&listing.url);
+        let sent = listing
+            .http
+            .get(&listing.url)
+            .headers(listing.headers.clone())
+            .timeout(timeout)
+            .send()
+            .await;
+        match sent {
+            Ok(response) => UpstreamProbe::Answered {
+                url: shown,
+                status: response.status().as_u16(),
+            },
+            Err(e) => {
+                let what = if e.is_timeout() {
+                    format!("no answer within {} s", timeout.as_secs())
+                } else {
+                    let mut text = String::from("cannot connect");
+                    crate::error::append_causes(&mut text, &e);
+                    text
+                };
+                let secrets: Vec<&str> = listing.secret.into_iter().collect();
+                UpstreamProbe::Unreachable {
+                    url: shown,
+                    error: crate::secret::scrub(&what, &secrets),
+                }
+            }
+        }
+    }
+}
+
 /// Parses `retry-after` (seconds or an HTTP date; only seconds are honoured).
 pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;

@@ -46,6 +46,16 @@ pub struct Ollama {
 }
 
 impl Ollama {
+    /// The server's local models (`GET {api_base}/api/tags`), for `check`.
+    pub fn listing(&self) -> super::Listing<'_> {
+        super::Listing {
+            url: format!("{}/api/tags", self.base),
+            headers: &self.headers,
+            http: &self.http,
+            secret: self.secret.as_deref(),
+        }
+    }
+
     pub fn new(d: &Deployment, http: reqwest::Client) -> Result<Self, ProviderUnavailable> {
         let mut headers = extra_headers(d)?;
         // Plain Ollama needs no key; one set is sent as a bearer token (Ollama behind an

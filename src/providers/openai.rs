@@ -34,6 +34,16 @@ pub struct OpenAiCompatible {
 }
 
 impl OpenAiCompatible {
+    /// The upstream's model listing (`GET {api_base}/models`), for `check`.
+    pub fn listing(&self) -> super::Listing<'_> {
+        super::Listing {
+            url: format!("{}/models", self.base_url.trim_end_matches('/')),
+            headers: &self.headers,
+            http: &self.http,
+            secret: self.secret.as_deref(),
+        }
+    }
+
     pub fn new(d: &Deployment, http: reqwest::Client) -> Result<Self, ProviderUnavailable> {
         let base_url = d
             .api_base

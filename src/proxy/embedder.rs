@@ -27,6 +27,17 @@ impl RouterEmbedder<'_> {
         let model = runtime.config.rag.embedding_model.clone();
         self.caller.check_model(&model)?;
         if runtime.router.group(&model).is_none() {
+            // Configured but disabled (missing model files, an unset variable): say why, as
+            // a 503, since the request itself is fine.
+            if let Some(reason) = runtime.router.disabled_reason(&model) {
+                return Err(ApiError::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "The embedding model '{model}' (EMBEDDING_MODEL) is disabled: {reason}; search by 'vector' works without it."
+                    ),
+                )
+                .with_param("query"));
+            }
             return Err(ApiError::invalid(
                 format!(
                     "The embedding model '{model}' (EMBEDDING_MODEL) is not in the config's model_list; search by 'vector' works without it."

@@ -195,10 +195,12 @@ pub async fn handle(
     caller.check_model(&request.model)?;
     caller.check_budget()?;
     if runtime.router.group(&request.model).is_none() {
-        return Err(
+        let not_found =
             ApiError::not_found(format!("The model '{}' does not exist.", request.model))
-                .with_param("model"),
-        );
+                .with_param("model");
+        return Err(runtime
+            .router
+            .missing_model_error(&request.model, not_found));
     }
 
     let cache_plan = match &state.cache {

@@ -158,6 +158,8 @@ pub struct Router {
     routing: RoutingConfig,
     /// Deployments whose provider could not be built.
     pub disabled: Vec<DisabledDeployment>,
+    /// Model names with no enabled deployment, and why (see [`Router::disabled_reason`]).
+    disabled_names: HashMap<String, String>,
 }
 
 impl Router {
@@ -167,7 +169,7 @@ impl Router {
         let mut groups: HashMap<String, Vec<Arc<Member>>> = HashMap::new();
         let mut order: Vec<String> = Vec::new();
         let mut disabled = Vec::new();
-        for (index, d) in config.deployments.iter().enumerate() {
+        for d in &config.deployments {
             match Provider::for_deployment(d, http) {
                 Ok(provider) => {
                     if !groups.contains_key(&d.model_name) {
@@ -184,8 +186,9 @@ impl Router {
                 }
                 Err(reason) => disabled.push(DisabledDeployment {
                     model_name: d.model_name.clone(),
-                    index,
+                    index: d.index,
                     reason: reason.0,
+                    unset_variable: None,
                 }),
             }
         }
@@ -202,11 +205,60 @@ impl Router {
             }
             by_name.insert(name, group);
         }
+        // A name none of whose deployments could be enabled: requests for it are told why.
+        let mut disabled_names: HashMap<String, String> = HashMap::new();
+        for d in config.disabled.iter().chain(&disabled) {
+            if by_name.contains_key(&d.model_name) {
+                continue;
+            }
+            let why = format!("deployment #{} is disabled: {}", d.index, d.reason);
+            disabled_names
+                .entry(d.model_name.clone())
+                .and_modify(|all| {
+                    all.push_str("; ");
+                    all.push_str(&why);
+                })
+                .or_insert(why);
+        }
         Router {
             groups: by_name,
             wildcards,
             routing: config.routing.clone(),
             disabled,
+            disabled_names,
+        }
+    }
+
+    /// Why a model name in `model_list` serves nothing: each of its deployments is disabled
+    /// (an unset environment variable, missing model files, ...). `None` for a name that has
+    /// an enabled deployment or is not in the config at all.
+    pub fn disabled_reason(&self, model: &str) -> Option<&str> {
+        self.disabled_names.get(model).map(String::as_str)
+    }
+
+    /// Whether a model name serves: `Err` says why not (its deployments are disabled and why,
+    /// or the name is not in `model_list`).
+    pub fn model_status(&self, model: &str) -> Result<(), String> {
+        if self.group(model).is_some() {
+            return Ok(());
+        }
+        match self.disabled_reason(model) {
+            Some(reason) => Err(format!("'{model}' is disabled: {reason}")),
+            None if model.is_empty() => Err("no model name is configured".to_string()),
+            None => Err(format!("'{model}' is not in the config's model_list")),
+        }
+    }
+
+    /// The client's error for a model the router cannot serve: a 503 that says why when the
+    /// name is configured but disabled, else `not_found` (the model does not exist).
+    pub fn missing_model_error(&self, model: &str, not_found: ApiError) -> ApiError {
+        match self.disabled_reason(model) {
+            Some(reason) => ApiError::new(
+                ErrorKind::Unavailable,
+                format!("The model '{model}' is disabled: {reason}. Fix the config or its environment and reload (SIGHUP)."),
+            )
+            .with_param("model"),
+            None => not_found,
         }
     }
 
@@ -217,6 +269,11 @@ impl Router {
                 .iter()
                 .find(|g| wildcard_match(&g.name, model))
         })
+    }
+
+    /// Every enabled deployment with its provider, in no particular order.
+    pub fn members(&self) -> impl Iterator<Item = &Arc<Member>> {
+        self.groups.values().flat_map(|g| g.members.iter())
     }
 
     /// Names of every group, for `/v1/models`.

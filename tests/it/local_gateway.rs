@@ -380,7 +380,47 @@ async fn the_shipped_example_starts_without_the_model_files() {
         .send()
         .await
         .unwrap();
-    expect_error(response, 404, "not_found_error").await;
+    // Configured but disabled: a 503 that says why, not "does not exist".
+    let error = expect_error(response, 503, "service_unavailable").await;
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("'emb-local' is disabled") && message.contains("config.json"),
+        "{message}"
+    );
+    // RAG search by query names the same cause.
+    let response = client
+        .post(gateway.url("/v1/rag/search"))
+        .bearer_auth(EXAMPLE_KEY)
+        .json(&json!({"query": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    let error = expect_error(response, 503, "service_unavailable").await;
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("'emb-local'")
+            && message.contains("is disabled")
+            && message.contains("config.json"),
+        "{message}"
+    );
+    // So does /healthz/deps.
+    let deps: Value = client
+        .get(gateway.url("/healthz/deps"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deps["embedding_model"], "emb-local");
+    assert_eq!(deps["details"]["embedding_model"]["ready"], false, "{deps}");
+    let why = deps["details"]["embedding_model"]["error"]
+        .as_str()
+        .unwrap();
+    assert!(
+        why.contains("disabled") && why.contains("config.json"),
+        "{why}"
+    );
     drop(gateway);
 
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_hx-gateway"))

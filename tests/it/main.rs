@@ -29,5 +29,7 @@ mod providers;
 mod rag_http;
 mod rag_ingest;
 mod rag_store;
+#[cfg(feature = "local-embeddings")]
+mod readme;
 mod routing;
 mod security;

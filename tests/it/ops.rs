@@ -395,6 +395,31 @@ async fn smoke_reports_one_line_per_step() {
 }
 
 #[tokio::test]
+async fn smoke_passes_on_a_fresh_install_where_nothing_was_ingested() {
+    let gw = TestGateway::start(&mock_models("ops-smoke-fresh")).await;
+    let report = hx_gateway::commands::smoke::run(&gw.url(""), Some(MASTER)).await;
+    assert!(report.passed(), "{}", report.render());
+    for step in ["rag_search_query", "rag_search_vector"] {
+        let detail = &report.step(step).unwrap().detail;
+        assert!(
+            detail.starts_with("0 hit(s)") && detail.contains("does not exist yet"),
+            "{step}: {detail}"
+        );
+    }
+    // Once something is stored, the same steps search it.
+    let upsert = gw
+        .post(
+            "/v1/rag/upsert",
+            json!({"documents": [{"text": "hello world, stored"}]}),
+        )
+        .await;
+    assert_eq!(upsert.status(), 200);
+    let report = hx_gateway::commands::smoke::run(&gw.url(""), Some(MASTER)).await;
+    assert!(report.passed(), "{}", report.render());
+    assert_eq!(report.step("rag_search_query").unwrap().detail, "1 hit(s)");
+}
+
+#[tokio::test]
 async fn smoke_fails_with_a_wrong_key_or_no_gateway() {
     let gw = TestGateway::start(&mock_models("ops-smoke-key")).await;
     let report = hx_gateway::commands::smoke::run(&gw.url(""), Some("sk-not-the-key-4242")).await;
@@ -552,6 +577,153 @@ async fn check_fails_on_a_broken_config_and_a_missing_master_key() {
     let (ok, text) = run_check(dir.path(), &mock_models("ops-check-nokey"), &[]).await;
     assert!(!ok);
     assert!(text.contains("error: no master key"), "{text}");
+}
+
+#[tokio::test]
+async fn check_probes_each_upstream_and_names_deployments_by_their_place_in_model_list() {
+    let listing = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .and(header("authorization", "Bearer sk-upstream-good-77"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": []})))
+        .mount(&listing)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"error": {"message": "bad key"}})),
+        )
+        .mount(&listing)
+        .await;
+    let closed = closed_port().await;
+    let config = format!(
+        r#"
+model_list:
+  - model_name: needs-var
+    litellm_params: {{model: openai/a, api_base: os.environ/HX_CHECK_UNSET_BASE_1}}
+  - model_name: good
+    litellm_params: {{model: openai/b, api_base: "{base}/v1", api_key: sk-upstream-good-77}}
+  - model_name: needs-var-too
+    litellm_params: {{model: openai/c, api_base: os.environ/HX_CHECK_UNSET_BASE_2}}
+  - model_name: wrong-key
+    litellm_params: {{model: openai/d, api_base: "{base}/v1", api_key: sk-upstream-bad-77}}
+  - model_name: gone
+    litellm_params: {{model: openai/e, api_base: "http://127.0.0.1:{closed}/v1"}}
+  - model_name: local
+    litellm_params: {{model: openai/f, mock_response: "hi"}}
+"#,
+        base = listing.uri()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, text) = run_check(dir.path(), &config, &[("LITELLM_MASTER_KEY", MASTER)]).await;
+    assert!(!ok, "{text}");
+    // Disabled for an unset variable: a warning naming the variable, numbered by its entry.
+    assert!(
+        text.contains("warning: deployment #1 (model_list[0], model 'needs-var') is disabled: environment variable HX_CHECK_UNSET_BASE_1 is not set"),
+        "{text}"
+    );
+    assert!(
+        text.contains("warning: deployment #3 (model_list[2], model 'needs-var-too') is disabled"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ok: deployment #2 (model_list[1], model 'good'): upstream reachable"),
+        "{text}"
+    );
+    assert!(
+        text.contains("error: deployment #4 (model_list[3], model 'wrong-key'): the upstream at")
+            && text.contains("refused the deployment's key (HTTP 401)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "error: deployment #5 (model_list[4], model 'gone'): upstream http://127.0.0.1:"
+        ) && text.contains("is not reachable"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("model 'local'"),
+        "in-process models are not probed: {text}"
+    );
+    assert!(text.contains("check failed: 2 problem(s)"), "{text}");
+    for secret in ["sk-upstream-good-77", "sk-upstream-bad-77", MASTER] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}
+
+#[tokio::test]
+async fn check_warns_about_the_development_key_on_a_reachable_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = "sk-hx-dev-1234";
+    let (ok, text) = run_check(
+        dir.path(),
+        &mock_models("ops-check-dev"),
+        &[("LITELLM_MASTER_KEY", dev)],
+    )
+    .await;
+    assert!(ok, "a warning, not a failure: {text}");
+    assert!(
+        text.contains("warning: the master key is the development key")
+            && text.contains("listens on 0.0.0.0"),
+        "{text}"
+    );
+    let (ok, text) = run_check(
+        dir.path(),
+        &mock_models("ops-check-dev"),
+        &[("LITELLM_MASTER_KEY", dev), ("HOST", "127.0.0.1")],
+    )
+    .await;
+    assert!(ok, "{text}");
+    assert!(
+        !text.contains("warning: the master key is the development key"),
+        "{text}"
+    );
+    let (_, text) = run_check(
+        dir.path(),
+        &mock_models("ops-check-dev"),
+        &[("LITELLM_MASTER_KEY", MASTER)],
+    )
+    .await;
+    assert!(!text.contains("development key"), "{text}");
+}
+
+#[tokio::test]
+async fn a_disabled_model_answers_503_saying_why() {
+    let config = format!(
+        "{}  - model_name: ops-needs-var\n    litellm_params: {{model: openai/x, api_base: os.environ/HX_OPS_UNSET_BASE_9}}\n",
+        mock_models("ops-disabled")
+    );
+    let gw = TestGateway::start(&config).await;
+    let chat = json!({"model": "ops-needs-var", "messages": [{"role": "user", "content": "hi"}]});
+    let error = expect_error(
+        gw.post("/v1/chat/completions", chat).await,
+        503,
+        "service_unavailable",
+    )
+    .await;
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("The model 'ops-needs-var' is disabled")
+            && message.contains("HX_OPS_UNSET_BASE_9 is not set"),
+        "{message}"
+    );
+    assert_eq!(error["param"], "model");
+    let error = expect_error(
+        gw.get("/v1/models/ops-needs-var").await,
+        503,
+        "service_unavailable",
+    )
+    .await;
+    assert!(error["message"].as_str().unwrap().contains("is disabled"));
+    // A name that is not configured at all stays a 404.
+    let chat =
+        json!({"model": "ops-never-configured", "messages": [{"role": "user", "content": "hi"}]});
+    expect_error(
+        gw.post("/v1/chat/completions", chat).await,
+        404,
+        "not_found_error",
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------

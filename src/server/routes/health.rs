@@ -33,11 +33,16 @@ pub async fn readiness(State(state): State<Arc<AppState>>) -> (StatusCode, Json<
 /// `GET /healthz/deps`: every dependency probed concurrently (each bounded to 2 s); always 200,
 /// no auth, no secret in the body.
 pub async fn dependencies(State(state): State<Arc<AppState>>) -> Json<Value> {
-    let config = state.runtime().config.clone();
+    let runtime = state.runtime();
     let report = state
         .dependencies
-        .probe_all(&config, state.rag.is_open())
-        .await;
+        .probe_all(&runtime.config, state.rag.is_open())
+        .await
+        .with_embedding_model_status(
+            runtime
+                .router
+                .model_status(&runtime.config.rag.embedding_model),
+        );
     Json(report.to_json())
 }
 

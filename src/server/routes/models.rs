@@ -39,8 +39,9 @@ pub async fn retrieve(
     let runtime = state.runtime();
     match runtime.router.group(&model) {
         Some(_) => Ok(Json(model_object(&model))),
-        None => Err(
+        None => Err(runtime.router.missing_model_error(
+            &model,
             ApiError::not_found(format!("The model '{model}' does not exist.")).with_param("model"),
-        ),
+        )),
     }
 }
