@@ -308,8 +308,14 @@ async fn a_missing_model_directory_disables_only_that_deployment() {
         .send()
         .await
         .unwrap();
-    let error = expect_error(response, 404, "not_found_error").await;
+    // Configured but disabled (#27): a 503 naming the cause, not "does not exist".
+    let error = expect_error(response, 503, "service_unavailable").await;
     assert_eq!(error["param"], "model", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("is disabled") && message.contains("config.json"),
+        "{message}"
+    );
 
     let models: Value = client
         .get(gateway.url("/v1/models"))
