@@ -6,11 +6,11 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::http::extra_headers;
 use super::native::{
-    self, Answer, Choice, ChunkWriter, ImageRef, StreamTranslator, ToolCall, check_params,
-    content_text, invalid, usage,
+    self, Answer, Choice, ChunkWriter, ImageRef, StreamTranslator, ToolCall, content_text, invalid,
+    usage,
 };
-use super::openai::extra_headers;
 use super::{
     Endpoint, ProviderError, ProviderResponse, ProviderUnavailable, StreamChunk, UpstreamRequest,
     Usage,
@@ -72,44 +72,76 @@ impl Anthropic {
         &self,
         request: UpstreamRequest<'_>,
     ) -> Result<ProviderResponse, ProviderError> {
-        let model = request.deployment.upstream_model(request.requested_model);
-        if request.endpoint == Endpoint::Embedding {
-            return Err(ProviderError::Rejected(crate::error::ApiError::invalid(
-                format!(
-                    "Embeddings are not supported by provider anthropic (model '{}').",
-                    request.deployment.model_name
-                ),
-                "model",
-            )));
+        native::call(self, request).await
+    }
+}
+
+impl native::Translating for Anthropic {
+    type Answer = MessagesResponse;
+    type Events = EventTranslator;
+
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn exchange(&self) -> native::Exchange<'_> {
+        native::Exchange {
+            http: &self.http,
+            headers: &self.headers,
+            secret: self.secret.as_deref(),
+            errors: error_body,
         }
-        let mut body = native::body_with_defaults(&request);
-        if request.endpoint == Endpoint::Completion {
-            native::prompt_to_messages(&mut body)?;
+    }
+
+    fn accepts(&self, name: &str, value: &Value) -> bool {
+        accepts(name, value)
+    }
+
+    fn prepare(
+        &self,
+        endpoint: Endpoint,
+        body: &mut Map<String, Value>,
+    ) -> Result<(), ProviderError> {
+        if endpoint == Endpoint::Completion {
+            native::prompt_to_messages(body)?;
         }
-        check_params(&mut body, request.drop_params, PROVIDER, &model, accepts)?;
+        Ok(())
+    }
+
+    fn chat_request(
+        &self,
+        body: Map<String, Value>,
+        model: &str,
+        request: &UpstreamRequest<'_>,
+    ) -> Result<(String, Value), ProviderError> {
         let default_max = request.deployment.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
-        let payload = to_messages_request(body, &model, default_max, request.stream)?;
-        let response = native::post_json(
-            &super::client_for_thread(&self.http),
-            &self.url,
-            &self.headers,
-            &payload,
-            request.timeout,
-            self.secret.as_deref(),
-            error_body,
-        )
-        .await?;
-        if request.stream {
-            let translator = EventTranslator::new(request.endpoint, model);
-            return Ok(ProviderResponse::Stream(native::translate_stream(
-                native::sse_events(response),
-                translator,
-                self.secret.as_deref(),
-            )));
-        }
-        let message: MessagesResponse =
-            native::read_json(response, request.timeout, self.secret.as_deref(), PROVIDER).await?;
-        Ok(from_messages_response(message).into_response(request.endpoint))
+        let payload = to_messages_request(body, model, default_max, request.stream)?;
+        Ok((self.url.clone(), payload))
+    }
+
+    fn translator(&self, endpoint: Endpoint, model: String) -> EventTranslator {
+        EventTranslator::new(endpoint, model)
+    }
+
+    fn answer(&self, answer: MessagesResponse, _model: &str) -> native::Answer {
+        from_messages_response(answer)
+    }
+
+    /// The Messages API has no embeddings.
+    fn supports_embeddings(&self) -> bool {
+        false
+    }
+
+    async fn embed(
+        &self,
+        _body: Map<String, Value>,
+        _model: String,
+        _request: &UpstreamRequest<'_>,
+    ) -> Result<ProviderResponse, ProviderError> {
+        Err(ProviderError::Rejected(crate::error::ApiError::invalid(
+            format!("Embeddings are not supported by provider {PROVIDER}."),
+            "model",
+        )))
     }
 }
 

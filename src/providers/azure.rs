@@ -3,7 +3,8 @@
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::openai::{endpoint_url, endpoint_urls, exchange, extra_headers};
+use super::http::extra_headers;
+use super::openai::{endpoint_url, endpoint_urls, exchange};
 use super::transport::UpstreamUrl;
 use super::{ProviderError, ProviderResponse, ProviderUnavailable, UpstreamRequest};
 use crate::config::Deployment;

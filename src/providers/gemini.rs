@@ -8,11 +8,11 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::http::extra_headers;
 use super::native::{
-    self, Answer, Choice, ChunkWriter, ImageRef, StreamTranslator, ToolCall, check_params,
-    content_text, invalid, usage,
+    self, Answer, Choice, ChunkWriter, ImageRef, StreamTranslator, ToolCall, content_text, invalid,
+    usage,
 };
-use super::openai::extra_headers;
 use super::{
     Endpoint, ProviderError, ProviderResponse, ProviderUnavailable, StreamChunk, UpstreamRequest,
     Usage,
@@ -79,45 +79,63 @@ impl Gemini {
         &self,
         request: UpstreamRequest<'_>,
     ) -> Result<ProviderResponse, ProviderError> {
-        let model = request.deployment.upstream_model(request.requested_model);
-        let mut body = native::body_with_defaults(&request);
-        if request.endpoint == Endpoint::Embedding {
-            check_params(&mut body, request.drop_params, PROVIDER, &model, |n, v| {
-                native::embedding_accepts(n, v, true)
-            })?;
-            return self.embed(body, model, &request).await;
+        native::call(self, request).await
+    }
+}
+
+impl native::Translating for Gemini {
+    type Answer = GenerateResponse;
+    type Events = EventTranslator;
+
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn exchange(&self) -> native::Exchange<'_> {
+        native::Exchange {
+            http: &self.http,
+            headers: &self.headers,
+            secret: self.secret.as_deref(),
+            errors: error_body,
         }
-        if request.endpoint == Endpoint::Completion {
-            native::prompt_to_messages(&mut body)?;
+    }
+
+    fn accepts(&self, name: &str, value: &Value) -> bool {
+        accepts(name, value)
+    }
+
+    fn prepare(
+        &self,
+        endpoint: Endpoint,
+        body: &mut Map<String, Value>,
+    ) -> Result<(), ProviderError> {
+        if endpoint == Endpoint::Completion {
+            native::prompt_to_messages(body)?;
         }
-        check_params(&mut body, request.drop_params, PROVIDER, &model, accepts)?;
+        Ok(())
+    }
+
+    fn chat_request(
+        &self,
+        body: Map<String, Value>,
+        model: &str,
+        request: &UpstreamRequest<'_>,
+    ) -> Result<(String, Value), ProviderError> {
         let payload = to_generate_request(body)?;
         let url = if request.stream {
-            self.url(&model, "streamGenerateContent?alt=sse")
+            self.url(model, "streamGenerateContent?alt=sse")
         } else {
-            self.url(&model, "generateContent")
+            self.url(model, "generateContent")
         };
-        let response = native::post_json(
-            &super::client_for_thread(&self.http),
-            &url,
-            &self.headers,
-            &payload,
-            request.timeout,
-            self.secret.as_deref(),
-            error_body,
-        )
-        .await?;
-        if request.stream {
-            let translator = EventTranslator::new(request.endpoint, model);
-            return Ok(ProviderResponse::Stream(native::translate_stream(
-                native::sse_events(response),
-                translator,
-                self.secret.as_deref(),
-            )));
-        }
-        let answer: GenerateResponse =
-            native::read_json(response, request.timeout, self.secret.as_deref(), PROVIDER).await?;
-        Ok(from_generate_response(answer, &model).into_response(request.endpoint))
+        Ok((url, payload))
+    }
+
+    fn translator(&self, endpoint: Endpoint, model: String) -> EventTranslator {
+        EventTranslator::new(endpoint, model)
+    }
+
+    fn answer(&self, answer: GenerateResponse, model: &str) -> native::Answer {
+        from_generate_response(answer, model)
     }
 
     async fn embed(

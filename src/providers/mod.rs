@@ -7,6 +7,7 @@
 pub mod anthropic;
 pub mod azure;
 pub mod gemini;
+pub mod http;
 pub mod local;
 pub mod mock;
 pub mod native;
@@ -293,17 +294,6 @@ impl Provider {
             }
         }
     }
-}
-
-/// Parses `retry-after` (seconds or an HTTP date; only seconds are honoured).
-pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
 }
 
 thread_local! {

@@ -6,11 +6,12 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::http::extra_headers;
 use super::native::{
-    self, Answer, Choice, ChunkWriter, ImageRef, StreamTranslator, ToolCall, check_params,
-    content_text, invalid, usage,
+    self, Answer, Choice, ChunkWriter, ImageRef, StreamTranslator, ToolCall, content_text, invalid,
+    usage,
 };
-use super::openai::extra_headers;
+use super::sse::EventStream;
 use super::{
     Endpoint, ProviderError, ProviderResponse, ProviderUnavailable, StreamChunk, UpstreamRequest,
 };
@@ -96,24 +97,42 @@ impl Ollama {
         &self,
         request: UpstreamRequest<'_>,
     ) -> Result<ProviderResponse, ProviderError> {
-        let model = request.deployment.upstream_model(request.requested_model);
-        let mut body = native::body_with_defaults(&request);
-        let provider = self.name();
-        if request.endpoint == Endpoint::Embedding {
-            check_params(&mut body, request.drop_params, provider, &model, |n, v| {
-                native::embedding_accepts(n, v, true)
-            })?;
-            return self.embed(body, model, &request).await;
+        native::call(self, request).await
+    }
+}
+
+impl native::Translating for Ollama {
+    type Answer = OllamaAnswer;
+    type Events = LineTranslator;
+
+    fn name(&self) -> &'static str {
+        Ollama::name(self)
+    }
+
+    fn exchange(&self) -> native::Exchange<'_> {
+        native::Exchange {
+            http: &self.http,
+            headers: &self.headers,
+            secret: self.secret.as_deref(),
+            errors: error_body,
         }
-        let chat_api = self.chat_api;
-        check_params(&mut body, request.drop_params, provider, &model, |n, v| {
-            accepts(n, v, chat_api)
-        })?;
+    }
+
+    fn accepts(&self, name: &str, value: &Value) -> bool {
+        accepts(name, value, self.chat_api)
+    }
+
+    fn chat_request(
+        &self,
+        mut body: Map<String, Value>,
+        model: &str,
+        request: &UpstreamRequest<'_>,
+    ) -> Result<(String, Value), ProviderError> {
         let (path, payload) = if self.chat_api {
             if request.endpoint == Endpoint::Completion {
                 native::prompt_to_messages(&mut body)?;
             }
-            ("/api/chat", to_chat_request(body, &model, request.stream)?)
+            ("/api/chat", to_chat_request(body, model, request.stream)?)
         } else {
             let (prompt, images) = match request.endpoint {
                 Endpoint::Chat => messages_to_prompt(&mut body)?,
@@ -121,31 +140,23 @@ impl Ollama {
             };
             (
                 "/api/generate",
-                to_generate_request(body, &model, prompt, images, request.stream),
+                to_generate_request(body, model, prompt, images, request.stream),
             )
         };
-        let url = format!("{}{path}", self.base);
-        let response = native::post_json(
-            &super::client_for_thread(&self.http),
-            &url,
-            &self.headers,
-            &payload,
-            request.timeout,
-            self.secret.as_deref(),
-            error_body,
-        )
-        .await?;
-        if request.stream {
-            let translator = LineTranslator::new(request.endpoint, model);
-            return Ok(ProviderResponse::Stream(native::translate_stream(
-                native::ndjson_lines(response),
-                translator,
-                self.secret.as_deref(),
-            )));
-        }
-        let answer: OllamaAnswer =
-            native::read_json(response, request.timeout, self.secret.as_deref(), provider).await?;
-        Ok(from_answer(answer, &model).into_response(request.endpoint))
+        Ok((format!("{}{path}", self.base), payload))
+    }
+
+    /// Ollama streams NDJSON, one JSON object a line.
+    fn events(&self, response: reqwest::Response) -> EventStream {
+        native::ndjson_lines(response)
+    }
+
+    fn translator(&self, endpoint: Endpoint, model: String) -> LineTranslator {
+        LineTranslator::new(endpoint, model)
+    }
+
+    fn answer(&self, answer: OllamaAnswer, model: &str) -> native::Answer {
+        from_answer(answer, model)
     }
 
     async fn embed(

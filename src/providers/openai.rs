@@ -1,24 +1,17 @@
 //! OpenAI-compatible upstreams (`openai/`, `hosted_vllm/`, any server at `api_base`): the
 //! request passes through with the model renamed; unknown fields are kept.
 
-use std::time::Duration;
-
 use bytes::Bytes;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
+use super::http::{DEFAULT_TIMEOUT, extra_headers, parse_retry_after};
 use super::transport::{self, UpstreamUrl};
-use super::{
-    Endpoint, ProviderError, ProviderResponse, ProviderUnavailable, UpstreamRequest,
-    parse_retry_after, sse,
-};
+use super::{Endpoint, ProviderError, ProviderResponse, ProviderUnavailable, UpstreamRequest, sse};
 use crate::api::usage_of;
 use crate::config::Deployment;
 use crate::secret::scrub;
-
-/// LiteLLM's default `request_timeout`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone)]
 pub struct OpenAiCompatible {
@@ -120,22 +113,6 @@ pub fn endpoint_url(urls: &[UpstreamUrl; 3], endpoint: Endpoint) -> &UpstreamUrl
         Endpoint::Completion => &urls[1],
         Endpoint::Embedding => &urls[2],
     }
-}
-
-/// `litellm_params.extra_headers` as a header map.
-pub fn extra_headers(d: &Deployment) -> Result<HeaderMap, ProviderUnavailable> {
-    let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    for (name, value) in &d.extra_headers {
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-            ProviderUnavailable(format!("extra_headers: '{name}' is not a header name"))
-        })?;
-        let value = HeaderValue::from_str(value).map_err(|_| {
-            ProviderUnavailable(format!("extra_headers: value of '{name}' is not valid"))
-        })?;
-        headers.insert(name, value);
-    }
-    Ok(headers)
 }
 
 /// One OpenAI-wire exchange, shared by every OpenAI-shaped provider (OpenAI, vLLM, Azure).

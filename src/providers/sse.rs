@@ -1,24 +1,47 @@
-//! Reading an upstream's Server-Sent Events stream into OpenAI chunks, without buffering:
-//! each event is handed on as soon as its bytes arrive.
+//! The one Server-Sent Events reader of every upstream: a byte stream into `(event, data)`
+//! pairs without buffering (each event is handed on as soon as its bytes arrive), and
+//! OpenAI-style SSE into OpenAI chunks on top of it. The translating providers feed the same
+//! pairs to their stream translators.
 
 use bytes::Bytes;
 use eventsource_stream::Eventsource;
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::{ChunkStream, ProviderError};
 use crate::api::{StreamChunk, Usage};
 
+/// Upstream events as `(event name, data)`: SSE events, or NDJSON lines (name empty).
+pub type EventStream =
+    std::pin::Pin<Box<dyn Stream<Item = Result<(String, String), ProviderError>> + Send>>;
+
+/// The SSE events of a byte stream as `(event name, data)`; a broken stream ends with
+/// [`ProviderError::Stream`].
+pub fn events<S, E>(bytes: S) -> EventStream
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    Box::pin(bytes.eventsource().map(|event| match event {
+        Ok(e) => Ok((e.event, e.data)),
+        Err(e) => Err(ProviderError::Stream(e.to_string())),
+    }))
+}
+
+/// The SSE events of an upstream response (see [`events`]).
+pub fn response_events(response: reqwest::Response) -> EventStream {
+    events(response.bytes_stream())
+}
+
 /// Turns an OpenAI-style SSE response (`data: {...}` events, ending with `data: [DONE]`) into
 /// a stream of chunks. An `{"error": ...}` event, or a broken connection, ends it with an error.
 pub fn openai_chunks(bytes: BoxStream<'static, Result<Bytes, String>>) -> ChunkStream {
-    let events = bytes.eventsource();
-    let stream = events
+    let stream = events(bytes)
         .map(|event| match event {
-            Ok(event) => parse_event(event.data),
-            Err(e) => Some(Err(ProviderError::Stream(e.to_string()))),
+            Ok((_, data)) => parse_event(data),
+            Err(e) => Some(Err(e)),
         })
         .take_while(|item| std::future::ready(item.is_some()))
         .filter_map(std::future::ready);
