@@ -211,7 +211,12 @@ impl Router {
             if by_name.contains_key(&d.model_name) {
                 continue;
             }
-            let why = format!("deployment #{} is disabled: {}", d.index, d.reason);
+            let why = format!(
+                "deployment #{} (model_list[{}]) is disabled: {}",
+                d.index + 1,
+                d.index,
+                d.reason
+            );
             disabled_names
                 .entry(d.model_name.clone())
                 .and_modify(|all| {

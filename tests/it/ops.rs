@@ -704,6 +704,7 @@ async fn a_disabled_model_answers_503_saying_why() {
     let message = error["message"].as_str().unwrap();
     assert!(
         message.contains("The model 'ops-needs-var' is disabled")
+            && message.contains("deployment #3 (model_list[2]) is disabled")
             && message.contains("HX_OPS_UNSET_BASE_9 is not set"),
         "{message}"
     );
