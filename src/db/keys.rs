@@ -1,13 +1,15 @@
 //! Key, team and user rows: `"LiteLLM_VerificationToken"`, `"LiteLLM_TeamTable"`,
-//! `"LiteLLM_UserTable"`.
+//! `"LiteLLM_UserTable"`. Each query is written once for both dialects; the columns stored
+//! differently (`models` a `text[]` or JSON text, `metadata` `jsonb` or text, SQLite's text
+//! timestamps) go through the per-dialect [`Encoders`] and [`Decoders`].
 
 use std::str::FromStr;
 
 use chrono::NaiveDateTime;
 use serde_json::Value;
-use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{PgPool, Row, SqlitePool};
 
 use super::{DbError, KeyStore};
 
@@ -83,48 +85,22 @@ const TEAM_COLUMNS: &str = r#"team_id, team_alias, models, max_budget, spend, rp
 impl KeyStore {
     /// The key row with this token hash.
     pub async fn get_key(&self, token: &str) -> Result<Option<KeyRecord>, DbError> {
-        match self {
-            KeyStore::Postgres(pg) => {
-                let sql = format!(
-                    r#"SELECT {KEY_COLUMNS} FROM "LiteLLM_VerificationToken" WHERE token = $1"#
-                );
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(token)
-                    .fetch_optional(&pg.pool)
-                    .await?;
-                row.map(|r| pg_key(&r)).transpose()
-            }
-            KeyStore::Sqlite(lite) => {
-                let sql = format!(
-                    r#"SELECT {KEY_COLUMNS} FROM "LiteLLM_VerificationToken" WHERE token = $1"#
-                );
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(token)
-                    .fetch_optional(&lite.pool)
-                    .await?;
-                row.map(|r| sqlite_key(&r)).transpose()
-            }
-        }
+        let sql =
+            format!(r#"SELECT {KEY_COLUMNS} FROM "LiteLLM_VerificationToken" WHERE token = $1"#);
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(token)
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 
     /// Token hashes of the keys with this alias.
     pub async fn tokens_by_alias(&self, alias: &str) -> Result<Vec<String>, DbError> {
         let sql = r#"SELECT token FROM "LiteLLM_VerificationToken" WHERE key_alias = $1"#;
-        let tokens = match self {
-            KeyStore::Postgres(pg) => {
-                sqlx::query_scalar(sql)
-                    .bind(alias)
-                    .fetch_all(&pg.pool)
-                    .await?
-            }
-            KeyStore::Sqlite(lite) => {
-                sqlx::query_scalar(sql)
-                    .bind(alias)
-                    .fetch_all(&lite.pool)
-                    .await?
-            }
-        };
-        Ok(tokens)
+        Ok(on_pool!(self, pool => {
+            sqlx::query_scalar(sql).bind(alias).fetch_all(pool).await?
+        }))
     }
 
     /// Inserts a new key. `Ok(false)` when a key with that token already exists.
@@ -135,8 +111,8 @@ impl KeyStore {
                        $17, $18)
                ON CONFLICT (token) DO NOTHING"#
         );
-        let inserted = match self {
-            KeyStore::Postgres(pg) => sqlx::query(sqlx::AssertSqlSafe(sql))
+        let inserted = on_pool!(self, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&key.token)
                 .bind(&key.key_name)
                 .bind(&key.key_alias)
@@ -145,42 +121,20 @@ impl KeyStore {
                 .bind(&key.budget_duration)
                 .bind(key.budget_reset_at)
                 .bind(key.expires)
-                .bind(&key.models)
+                .bind(pool.encode_list(&key.models))
                 .bind(key.rpm_limit)
                 .bind(key.tpm_limit)
                 .bind(key.max_parallel_requests)
-                .bind(&key.metadata)
+                .bind(pool.encode_json(&key.metadata))
                 .bind(key.blocked)
                 .bind(&key.user_id)
                 .bind(&key.team_id)
                 .bind(key.created_at)
                 .bind(key.updated_at)
-                .execute(&pg.pool)
+                .execute(pool)
                 .await?
-                .rows_affected(),
-            KeyStore::Sqlite(lite) => sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(&key.token)
-                .bind(&key.key_name)
-                .bind(&key.key_alias)
-                .bind(key.spend)
-                .bind(key.max_budget)
-                .bind(&key.budget_duration)
-                .bind(key.budget_reset_at)
-                .bind(key.expires)
-                .bind(json_text(&key.models))
-                .bind(key.rpm_limit)
-                .bind(key.tpm_limit)
-                .bind(key.max_parallel_requests)
-                .bind(key.metadata.to_string())
-                .bind(key.blocked)
-                .bind(&key.user_id)
-                .bind(&key.team_id)
-                .bind(key.created_at)
-                .bind(key.updated_at)
-                .execute(&lite.pool)
-                .await?
-                .rows_affected(),
-        };
+                .rows_affected()
+        });
         Ok(inserted == 1)
     }
 
@@ -194,75 +148,48 @@ impl KeyStore {
                 max_parallel_requests = $10, metadata = $11, blocked = $12, user_id = $13,
                 team_id = $14, updated_at = $15
             WHERE token = $1"#;
-        let updated = match self {
-            KeyStore::Postgres(pg) => sqlx::query(sql)
+        let updated = on_pool!(self, pool => {
+            sqlx::query(sql)
                 .bind(&key.token)
                 .bind(&key.key_alias)
                 .bind(key.max_budget)
                 .bind(&key.budget_duration)
                 .bind(key.budget_reset_at)
                 .bind(key.expires)
-                .bind(&key.models)
+                .bind(pool.encode_list(&key.models))
                 .bind(key.rpm_limit)
                 .bind(key.tpm_limit)
                 .bind(key.max_parallel_requests)
-                .bind(&key.metadata)
+                .bind(pool.encode_json(&key.metadata))
                 .bind(key.blocked)
                 .bind(&key.user_id)
                 .bind(&key.team_id)
                 .bind(key.updated_at)
-                .execute(&pg.pool)
+                .execute(pool)
                 .await?
-                .rows_affected(),
-            KeyStore::Sqlite(lite) => sqlx::query(sql)
-                .bind(&key.token)
-                .bind(&key.key_alias)
-                .bind(key.max_budget)
-                .bind(&key.budget_duration)
-                .bind(key.budget_reset_at)
-                .bind(key.expires)
-                .bind(json_text(&key.models))
-                .bind(key.rpm_limit)
-                .bind(key.tpm_limit)
-                .bind(key.max_parallel_requests)
-                .bind(key.metadata.to_string())
-                .bind(key.blocked)
-                .bind(&key.user_id)
-                .bind(&key.team_id)
-                .bind(key.updated_at)
-                .execute(&lite.pool)
-                .await?
-                .rows_affected(),
-        };
+                .rows_affected()
+        });
         Ok(updated == 1)
     }
 
     /// Sets a key's spend outright (`/key/update` with `spend`).
     pub async fn set_key_spend(&self, token: &str, spend: f64) -> Result<bool, DbError> {
         let sql = r#"UPDATE "LiteLLM_VerificationToken" SET spend = $2 WHERE token = $1"#;
-        let n = match self {
-            KeyStore::Postgres(pg) => {
-                sqlx::query(sql)
-                    .bind(token)
-                    .bind(spend)
-                    .execute(&pg.pool)
-                    .await?
-            }
-            .rows_affected(),
-            KeyStore::Sqlite(lite) => {
-                sqlx::query(sql)
-                    .bind(token)
-                    .bind(spend)
-                    .execute(&lite.pool)
-                    .await?
-            }
-            .rows_affected(),
-        };
+        let n = on_pool!(self, pool => {
+            sqlx::query(sql)
+                .bind(token)
+                .bind(spend)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
         Ok(n == 1)
     }
 
     /// Deletes keys by token hash; returns the tokens that existed.
     pub async fn delete_keys(&self, tokens: &[String]) -> Result<Vec<String>, DbError> {
+        // Different on purpose: one statement over a Postgres array; SQLite has no arrays, so
+        // one delete per token in a transaction.
         match self {
             KeyStore::Postgres(pg) => Ok(sqlx::query_scalar(
                 r#"DELETE FROM "LiteLLM_VerificationToken" WHERE token = ANY($1) RETURNING token"#,
@@ -299,22 +226,15 @@ impl KeyStore {
     ) -> Result<bool, DbError> {
         let sql = r#"UPDATE "LiteLLM_VerificationToken" SET blocked = $2, updated_at = $3
                      WHERE token = $1"#;
-        let n = match self {
-            KeyStore::Postgres(pg) => sqlx::query(sql)
+        let n = on_pool!(self, pool => {
+            sqlx::query(sql)
                 .bind(token)
                 .bind(blocked)
                 .bind(now)
-                .execute(&pg.pool)
+                .execute(pool)
                 .await?
-                .rows_affected(),
-            KeyStore::Sqlite(lite) => sqlx::query(sql)
-                .bind(token)
-                .bind(blocked)
-                .bind(now)
-                .execute(&lite.pool)
-                .await?
-                .rows_affected(),
-        };
+                .rows_affected()
+        });
         Ok(n == 1)
     }
 
@@ -327,61 +247,33 @@ impl KeyStore {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<KeyRecord>, i64), DbError> {
-        let filter = "($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR team_id = $2)
-                      AND ($3 IS NULL OR key_alias = $3)";
+        // The casts: Postgres cannot infer the type of a parameter only compared with NULL.
+        let filter = "(CAST($1 AS TEXT) IS NULL OR user_id = $1)
+                      AND (CAST($2 AS TEXT) IS NULL OR team_id = $2)
+                      AND (CAST($3 AS TEXT) IS NULL OR key_alias = $3)";
         let page_sql = format!(
             r#"SELECT {KEY_COLUMNS} FROM "LiteLLM_VerificationToken" WHERE {filter}
                ORDER BY created_at DESC NULLS LAST, token LIMIT $4 OFFSET $5"#
         );
         let count_sql =
             format!(r#"SELECT COUNT(*) FROM "LiteLLM_VerificationToken" WHERE {filter}"#);
-        match self {
-            KeyStore::Postgres(pg) => {
-                // Postgres cannot infer the type of a parameter only compared with NULL.
-                let page_sql = page_sql.replace("$1 IS NULL", "$1::text IS NULL");
-                let page_sql = page_sql
-                    .replace("$2 IS NULL", "$2::text IS NULL")
-                    .replace("$3 IS NULL", "$3::text IS NULL");
-                let count_sql = count_sql
-                    .replace("$1 IS NULL", "$1::text IS NULL")
-                    .replace("$2 IS NULL", "$2::text IS NULL")
-                    .replace("$3 IS NULL", "$3::text IS NULL");
-                let rows = sqlx::query(sqlx::AssertSqlSafe(page_sql))
-                    .bind(user_id)
-                    .bind(team_id)
-                    .bind(key_alias)
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(&pg.pool)
-                    .await?;
-                let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
-                    .bind(user_id)
-                    .bind(team_id)
-                    .bind(key_alias)
-                    .fetch_one(&pg.pool)
-                    .await?;
-                let keys = rows.iter().map(pg_key).collect::<Result<_, _>>()?;
-                Ok((keys, total))
-            }
-            KeyStore::Sqlite(lite) => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(page_sql))
-                    .bind(user_id)
-                    .bind(team_id)
-                    .bind(key_alias)
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(&lite.pool)
-                    .await?;
-                let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
-                    .bind(user_id)
-                    .bind(team_id)
-                    .bind(key_alias)
-                    .fetch_one(&lite.pool)
-                    .await?;
-                let keys = rows.iter().map(sqlite_key).collect::<Result<_, _>>()?;
-                Ok((keys, total))
-            }
-        }
+        Ok(on_pool!(self, pool => {
+            let keys = sqlx::query_as(sqlx::AssertSqlSafe(page_sql))
+                .bind(user_id)
+                .bind(team_id)
+                .bind(key_alias)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
+            let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
+                .bind(user_id)
+                .bind(team_id)
+                .bind(key_alias)
+                .fetch_one(pool)
+                .await?;
+            (keys, total)
+        }))
     }
 
     /// Starts a new budget period for a key: spend to 0 (when `zero_spend`) and
@@ -434,56 +326,33 @@ impl KeyStore {
         zero_spend: bool,
     ) -> Result<bool, DbError> {
         let spend = if zero_spend { "spend = 0, " } else { "" };
-        let n = match self {
-            KeyStore::Postgres(pg) => {
-                let sql = format!(
-                    r#"UPDATE "{table}" SET {spend}budget_reset_at = $2
-                       WHERE {id_column} = $1 AND budget_reset_at IS NOT DISTINCT FROM $3"#
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(id)
-                    .bind(next)
-                    .bind(expected)
-                    .execute(&pg.pool)
-                    .await?
-                    .rows_affected()
-            }
-            KeyStore::Sqlite(lite) => {
-                let sql = format!(
-                    r#"UPDATE "{table}" SET {spend}budget_reset_at = $2
-                       WHERE {id_column} = $1 AND budget_reset_at IS $3"#
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(id)
-                    .bind(next)
-                    .bind(expected)
-                    .execute(&lite.pool)
-                    .await?
-                    .rows_affected()
-            }
-        };
+        // `IS NOT DISTINCT FROM`: equal, or both NULL (SQLite's `IS`, spelled the way both
+        // dialects accept; SQLite has it since 3.39, and sqlx bundles a newer one).
+        let sql = format!(
+            r#"UPDATE "{table}" SET {spend}budget_reset_at = $2
+               WHERE {id_column} = $1 AND budget_reset_at IS NOT DISTINCT FROM $3"#
+        );
+        let n = on_pool!(self, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .bind(next)
+                .bind(expected)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
         Ok(n == 1)
     }
 
     /// The team row, if any.
     pub async fn get_team(&self, team_id: &str) -> Result<Option<TeamRecord>, DbError> {
         let sql = format!(r#"SELECT {TEAM_COLUMNS} FROM "LiteLLM_TeamTable" WHERE team_id = $1"#);
-        match self {
-            KeyStore::Postgres(pg) => {
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(team_id)
-                    .fetch_optional(&pg.pool)
-                    .await?;
-                row.map(|r| pg_team(&r)).transpose()
-            }
-            KeyStore::Sqlite(lite) => {
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(team_id)
-                    .fetch_optional(&lite.pool)
-                    .await?;
-                row.map(|r| sqlite_team(&r)).transpose()
-            }
-        }
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(team_id)
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 
     /// Inserts or replaces a team row's limits (HX has no `/team/*` routes yet; this is for
@@ -501,42 +370,23 @@ impl KeyStore {
                  budget_reset_at = excluded.budget_reset_at, blocked = excluded.blocked,
                  metadata = excluded.metadata"#
         );
-        match self {
-            KeyStore::Postgres(pg) => {
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(&team.team_id)
-                    .bind(&team.team_alias)
-                    .bind(&team.models)
-                    .bind(team.max_budget)
-                    .bind(team.spend)
-                    .bind(team.rpm_limit)
-                    .bind(team.tpm_limit)
-                    .bind(team.max_parallel_requests)
-                    .bind(&team.budget_duration)
-                    .bind(team.budget_reset_at)
-                    .bind(team.blocked)
-                    .bind(&team.metadata)
-                    .execute(&pg.pool)
-                    .await?;
-            }
-            KeyStore::Sqlite(lite) => {
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(&team.team_id)
-                    .bind(&team.team_alias)
-                    .bind(json_text(&team.models))
-                    .bind(team.max_budget)
-                    .bind(team.spend)
-                    .bind(team.rpm_limit)
-                    .bind(team.tpm_limit)
-                    .bind(team.max_parallel_requests)
-                    .bind(&team.budget_duration)
-                    .bind(team.budget_reset_at)
-                    .bind(team.blocked)
-                    .bind(team.metadata.to_string())
-                    .execute(&lite.pool)
-                    .await?;
-            }
-        }
+        on_pool!(self, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&team.team_id)
+                .bind(&team.team_alias)
+                .bind(pool.encode_list(&team.models))
+                .bind(team.max_budget)
+                .bind(team.spend)
+                .bind(team.rpm_limit)
+                .bind(team.tpm_limit)
+                .bind(team.max_parallel_requests)
+                .bind(&team.budget_duration)
+                .bind(team.budget_reset_at)
+                .bind(team.blocked)
+                .bind(pool.encode_json(&team.metadata))
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
@@ -545,33 +395,18 @@ impl KeyStore {
     pub async fn ensure_user(&self, user_id: &str) -> Result<(), DbError> {
         let sql = r#"INSERT INTO "LiteLLM_UserTable" (user_id) VALUES ($1)
                      ON CONFLICT (user_id) DO NOTHING"#;
-        match self {
-            KeyStore::Postgres(pg) => sqlx::query(sql).bind(user_id).execute(&pg.pool).await?,
-            KeyStore::Sqlite(lite) => {
-                sqlx::query(sql).bind(user_id).execute(&lite.pool).await?;
-                return Ok(());
-            }
-        };
+        on_pool!(self, pool => {
+            sqlx::query(sql).bind(user_id).execute(pool).await?;
+        });
         Ok(())
     }
 
     /// `(max_budget, spend)` of a user row, if it exists.
     pub async fn user_budget(&self, user_id: &str) -> Result<Option<(Option<f64>, f64)>, DbError> {
         let sql = r#"SELECT max_budget, spend FROM "LiteLLM_UserTable" WHERE user_id = $1"#;
-        Ok(match self {
-            KeyStore::Postgres(pg) => {
-                sqlx::query_as(sql)
-                    .bind(user_id)
-                    .fetch_optional(&pg.pool)
-                    .await?
-            }
-            KeyStore::Sqlite(lite) => {
-                sqlx::query_as(sql)
-                    .bind(user_id)
-                    .fetch_optional(&lite.pool)
-                    .await?
-            }
-        })
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(sql).bind(user_id).fetch_optional(pool).await?
+        }))
     }
 
     /// Sets a user row's `max_budget`, creating the row if missing (HX has no `/user/*` routes
@@ -583,95 +418,111 @@ impl KeyStore {
     ) -> Result<(), DbError> {
         let sql = r#"INSERT INTO "LiteLLM_UserTable" (user_id, max_budget) VALUES ($1, $2)
                      ON CONFLICT (user_id) DO UPDATE SET max_budget = excluded.max_budget"#;
-        match self {
-            KeyStore::Postgres(pg) => {
-                sqlx::query(sql)
-                    .bind(user_id)
-                    .bind(max_budget)
-                    .execute(&pg.pool)
-                    .await?;
-            }
-            KeyStore::Sqlite(lite) => {
-                sqlx::query(sql)
-                    .bind(user_id)
-                    .bind(max_budget)
-                    .execute(&lite.pool)
-                    .await?;
-            }
-        }
+        on_pool!(self, pool => {
+            sqlx::query(sql)
+                .bind(user_id)
+                .bind(max_budget)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
     /// `spend` of a user row, if it exists.
     pub async fn user_spend(&self, user_id: &str) -> Result<Option<f64>, DbError> {
         let sql = r#"SELECT spend FROM "LiteLLM_UserTable" WHERE user_id = $1"#;
-        Ok(match self {
-            KeyStore::Postgres(pg) => {
-                sqlx::query_scalar(sql)
-                    .bind(user_id)
-                    .fetch_optional(&pg.pool)
-                    .await?
-            }
-            KeyStore::Sqlite(lite) => {
-                sqlx::query_scalar(sql)
-                    .bind(user_id)
-                    .fetch_optional(&lite.pool)
-                    .await?
-            }
-        })
+        Ok(on_pool!(self, pool => {
+            sqlx::query_scalar(sql).bind(user_id).fetch_optional(pool).await?
+        }))
     }
 }
 
-fn json_text(list: &[String]) -> String {
-    serde_json::to_string(list).unwrap_or_else(|_| "[]".to_string())
+/// How values of LiteLLM's array and JSON columns are bound: Postgres `text[]` and `jsonb`,
+/// SQLite JSON text (timestamps bind alike: sqlx writes SQLite's as text). Implemented on the
+/// two pool types, so that an `on_pool!` body picks its dialect's encoding by the type of
+/// `pool`.
+trait Encoders {
+    type List<'a>;
+    type Json<'a>;
+    /// A `models` list.
+    fn encode_list<'a>(&self, list: &'a [String]) -> Self::List<'a>;
+    /// A `metadata` object.
+    fn encode_json<'a>(&self, value: &'a Value) -> Self::Json<'a>;
 }
 
-fn pg_key(row: &PgRow) -> Result<KeyRecord, DbError> {
-    Ok(KeyRecord {
-        token: row.try_get("token")?,
-        key_name: row.try_get("key_name")?,
-        key_alias: row.try_get("key_alias")?,
-        spend: row.try_get("spend")?,
-        max_budget: row.try_get("max_budget")?,
-        budget_duration: row.try_get("budget_duration")?,
-        budget_reset_at: row.try_get("budget_reset_at")?,
-        expires: row.try_get("expires")?,
-        models: row
-            .try_get::<Option<Vec<String>>, _>("models")?
-            .unwrap_or_default(),
-        rpm_limit: row.try_get("rpm_limit")?,
-        tpm_limit: row.try_get("tpm_limit")?,
-        max_parallel_requests: row.try_get("max_parallel_requests")?,
-        metadata: row
-            .try_get::<Option<Value>, _>("metadata")?
-            .unwrap_or_else(|| Value::Object(Default::default())),
-        blocked: row.try_get::<Option<bool>, _>("blocked")?.unwrap_or(false),
-        user_id: row.try_get("user_id")?,
-        team_id: row.try_get("team_id")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
+impl Encoders for PgPool {
+    type List<'a> = &'a [String];
+    type Json<'a> = &'a Value;
+
+    fn encode_list<'a>(&self, list: &'a [String]) -> &'a [String] {
+        list
+    }
+
+    fn encode_json<'a>(&self, value: &'a Value) -> &'a Value {
+        value
+    }
 }
 
-fn pg_team(row: &PgRow) -> Result<TeamRecord, DbError> {
-    Ok(TeamRecord {
-        team_id: row.try_get("team_id")?,
-        team_alias: row.try_get("team_alias")?,
-        models: row
-            .try_get::<Option<Vec<String>>, _>("models")?
-            .unwrap_or_default(),
-        max_budget: row.try_get("max_budget")?,
-        spend: row.try_get("spend")?,
-        rpm_limit: row.try_get("rpm_limit")?,
-        tpm_limit: row.try_get("tpm_limit")?,
-        max_parallel_requests: row.try_get("max_parallel_requests")?,
-        budget_duration: row.try_get("budget_duration")?,
-        budget_reset_at: row.try_get("budget_reset_at")?,
-        blocked: row.try_get::<Option<bool>, _>("blocked")?.unwrap_or(false),
-        metadata: row
-            .try_get::<Option<Value>, _>("metadata")?
-            .unwrap_or_else(|| Value::Object(Default::default())),
-    })
+impl Encoders for SqlitePool {
+    type List<'a> = String;
+    type Json<'a> = String;
+
+    fn encode_list(&self, list: &[String]) -> String {
+        serde_json::to_string(list).unwrap_or_else(|_| "[]".to_string())
+    }
+
+    fn encode_json(&self, value: &Value) -> String {
+        value.to_string()
+    }
+}
+
+/// How the columns stored differently in the two dialects are read back (the list and JSON
+/// columns, and timestamps, which SQLite keeps as text).
+trait Decoders {
+    /// A `models` list; NULL reads as empty.
+    fn list(&self, column: &str) -> Result<Vec<String>, sqlx::Error>;
+    /// A `metadata` object; NULL reads as `{}`.
+    fn object(&self, column: &str) -> Result<Value, sqlx::Error>;
+    /// A timestamp column.
+    fn time(&self, column: &str) -> Result<Option<NaiveDateTime>, sqlx::Error>;
+}
+
+impl Decoders for PgRow {
+    fn list(&self, column: &str) -> Result<Vec<String>, sqlx::Error> {
+        Ok(self
+            .try_get::<Option<Vec<String>>, _>(column)?
+            .unwrap_or_default())
+    }
+
+    fn object(&self, column: &str) -> Result<Value, sqlx::Error> {
+        Ok(self
+            .try_get::<Option<Value>, _>(column)?
+            .unwrap_or_else(|| Value::Object(Default::default())))
+    }
+
+    fn time(&self, column: &str) -> Result<Option<NaiveDateTime>, sqlx::Error> {
+        self.try_get(column)
+    }
+}
+
+impl Decoders for SqliteRow {
+    fn list(&self, column: &str) -> Result<Vec<String>, sqlx::Error> {
+        sqlite_json(self, column)
+    }
+
+    fn object(&self, column: &str) -> Result<Value, sqlx::Error> {
+        let value: Value = sqlite_json(self, column)?;
+        Ok(if value.is_null() {
+            Value::Object(Default::default())
+        } else {
+            value
+        })
+    }
+
+    fn time(&self, column: &str) -> Result<Option<NaiveDateTime>, sqlx::Error> {
+        let text: Option<String> = self.try_get(column)?;
+        Ok(text.and_then(|t| parse_sqlite_time(&t)))
+    }
 }
 
 /// A JSON text column of SQLite; a malformed value reads as the default rather than failing
@@ -679,25 +530,11 @@ fn pg_team(row: &PgRow) -> Result<TeamRecord, DbError> {
 fn sqlite_json<T: serde::de::DeserializeOwned + Default>(
     row: &SqliteRow,
     column: &str,
-) -> Result<T, DbError> {
+) -> Result<T, sqlx::Error> {
     let text: Option<String> = row.try_get(column)?;
     Ok(text
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default())
-}
-
-fn sqlite_object(row: &SqliteRow, column: &str) -> Result<Value, DbError> {
-    let value: Value = sqlite_json(row, column)?;
-    Ok(if value.is_null() {
-        Value::Object(Default::default())
-    } else {
-        value
-    })
-}
-
-fn sqlite_time(row: &SqliteRow, column: &str) -> Result<Option<NaiveDateTime>, DbError> {
-    let text: Option<String> = row.try_get(column)?;
-    Ok(text.and_then(|t| parse_sqlite_time(&t)))
 }
 
 /// Timestamps written by sqlx (`%F %T%.f`) or by SQLite's `strftime` defaults.
@@ -705,45 +542,59 @@ fn parse_sqlite_time(text: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::from_str(&text.replace(' ', "T")).ok()
 }
 
-fn sqlite_key(row: &SqliteRow) -> Result<KeyRecord, DbError> {
-    Ok(KeyRecord {
-        token: row.try_get("token")?,
-        key_name: row.try_get("key_name")?,
-        key_alias: row.try_get("key_alias")?,
-        spend: row.try_get("spend")?,
-        max_budget: row.try_get("max_budget")?,
-        budget_duration: row.try_get("budget_duration")?,
-        budget_reset_at: sqlite_time(row, "budget_reset_at")?,
-        expires: sqlite_time(row, "expires")?,
-        models: sqlite_json(row, "models")?,
-        rpm_limit: row.try_get("rpm_limit")?,
-        tpm_limit: row.try_get("tpm_limit")?,
-        max_parallel_requests: row.try_get("max_parallel_requests")?,
-        metadata: sqlite_object(row, "metadata")?,
-        blocked: row.try_get::<Option<bool>, _>("blocked")?.unwrap_or(false),
-        user_id: row.try_get("user_id")?,
-        team_id: row.try_get("team_id")?,
-        created_at: sqlite_time(row, "created_at")?,
-        updated_at: sqlite_time(row, "updated_at")?,
-    })
+/// [`KeyRecord`] and [`TeamRecord`] from a row of either dialect (for `query_as`): one body,
+/// expanded per row type, because `Row::try_get` decodes through the concrete database and a
+/// generic impl would need a `Decode + Type` bound per column type. The columns stored
+/// differently go through [`Decoders`].
+macro_rules! records_from_rows {
+    ($($row:ty),+) => {$(
+        impl<'r> sqlx::FromRow<'r, $row> for KeyRecord {
+            fn from_row(row: &'r $row) -> Result<Self, sqlx::Error> {
+                Ok(KeyRecord {
+                    token: row.try_get("token")?,
+                    key_name: row.try_get("key_name")?,
+                    key_alias: row.try_get("key_alias")?,
+                    spend: row.try_get("spend")?,
+                    max_budget: row.try_get("max_budget")?,
+                    budget_duration: row.try_get("budget_duration")?,
+                    budget_reset_at: row.time("budget_reset_at")?,
+                    expires: row.time("expires")?,
+                    models: row.list("models")?,
+                    rpm_limit: row.try_get("rpm_limit")?,
+                    tpm_limit: row.try_get("tpm_limit")?,
+                    max_parallel_requests: row.try_get("max_parallel_requests")?,
+                    metadata: row.object("metadata")?,
+                    blocked: row.try_get::<Option<bool>, _>("blocked")?.unwrap_or(false),
+                    user_id: row.try_get("user_id")?,
+                    team_id: row.try_get("team_id")?,
+                    created_at: row.time("created_at")?,
+                    updated_at: row.time("updated_at")?,
+                })
+            }
+        }
+
+        impl<'r> sqlx::FromRow<'r, $row> for TeamRecord {
+            fn from_row(row: &'r $row) -> Result<Self, sqlx::Error> {
+                Ok(TeamRecord {
+                    team_id: row.try_get("team_id")?,
+                    team_alias: row.try_get("team_alias")?,
+                    models: row.list("models")?,
+                    max_budget: row.try_get("max_budget")?,
+                    spend: row.try_get("spend")?,
+                    rpm_limit: row.try_get("rpm_limit")?,
+                    tpm_limit: row.try_get("tpm_limit")?,
+                    max_parallel_requests: row.try_get("max_parallel_requests")?,
+                    budget_duration: row.try_get("budget_duration")?,
+                    budget_reset_at: row.time("budget_reset_at")?,
+                    blocked: row.try_get::<Option<bool>, _>("blocked")?.unwrap_or(false),
+                    metadata: row.object("metadata")?,
+                })
+            }
+        }
+    )+};
 }
 
-fn sqlite_team(row: &SqliteRow) -> Result<TeamRecord, DbError> {
-    Ok(TeamRecord {
-        team_id: row.try_get("team_id")?,
-        team_alias: row.try_get("team_alias")?,
-        models: sqlite_json(row, "models")?,
-        max_budget: row.try_get("max_budget")?,
-        spend: row.try_get("spend")?,
-        rpm_limit: row.try_get("rpm_limit")?,
-        tpm_limit: row.try_get("tpm_limit")?,
-        max_parallel_requests: row.try_get("max_parallel_requests")?,
-        budget_duration: row.try_get("budget_duration")?,
-        budget_reset_at: sqlite_time(row, "budget_reset_at")?,
-        blocked: row.try_get::<Option<bool>, _>("blocked")?.unwrap_or(false),
-        metadata: sqlite_object(row, "metadata")?,
-    })
-}
+records_from_rows!(PgRow, SqliteRow);
 
 #[cfg(test)]
 mod tests {

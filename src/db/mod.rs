@@ -8,7 +8,31 @@
 //!
 //! Why not sqlx's `Any` driver, which would let one query body serve both pools: it has no
 //! chrono, JSON or array types, and LiteLLM's tables use all three (`models text[]`,
-//! `metadata jsonb`, timestamps). So each query is written against the two typed pools.
+//! `metadata jsonb`, timestamps). So each query runs against the two typed pools, written once
+//! through `on_pool!` wherever its SQL is valid in both dialects (the array and JSON columns
+//! through per-dialect encoders and row decoders, in [`keys`]). Where the dialects differ on
+//! purpose (migrations, `ANY` over an array, the tuned spend inserts: Postgres `UNNEST`,
+//! SQLite chunked `INSERT OR IGNORE`), the two bodies sit side by side in one function.
+
+/// Runs `body` against the store's pool, bound to `pool`: `on_pool!(self, pool => body)`
+/// expands to the `match` over [`KeyStore`] with the same body in both arms, so one query
+/// text serves both dialects while each arm compiles against its own typed pool. A macro
+/// rather than a generic function over `sqlx::Database`: that would need `Encode + Type`
+/// bounds for every bound value's type and `Decode` bounds for every column read.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::db::KeyStore::Postgres(pg) => {
+                let $pool = &pg.pool;
+                $body
+            }
+            $crate::db::KeyStore::Sqlite(lite) => {
+                let $pool = &lite.pool;
+                $body
+            }
+        }
+    };
+}
 
 pub mod keys;
 pub mod migrations;
@@ -168,6 +192,8 @@ impl KeyStore {
 
     /// Runs the pending migrations (what `hx-gateway migrate` does).
     pub async fn migrate(&self) -> Result<(), DbError> {
+        // Different on purpose: Postgres serialises instances with an advisory lock, SQLite
+        // with `BEGIN IMMEDIATE`, and each dialect has its own schema text.
         match self {
             KeyStore::Postgres(pg) => migrations::migrate_postgres(&pg.pool).await,
             KeyStore::Sqlite(lite) => migrations::migrate_sqlite(&lite.pool).await,
@@ -200,17 +226,14 @@ impl KeyStore {
 
     /// A cheap query that tells whether the database answers.
     pub async fn ping(&self) -> Result<(), DbError> {
-        match self {
-            KeyStore::Postgres(pg) => sqlx::query("SELECT 1").execute(&pg.pool).await?,
-            KeyStore::Sqlite(lite) => {
-                sqlx::query("SELECT 1").execute(&lite.pool).await?;
-                return Ok(());
-            }
-        };
+        on_pool!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
         Ok(())
     }
 
-    /// Looks up which optional LiteLLM columns exist (they depend on LiteLLM's version).
+    /// Looks up which optional LiteLLM columns exist (they depend on LiteLLM's version). Postgres
+    /// only: the SQLite file is HX's own, its columns fixed by HX's migrations.
     async fn refresh_columns(self) -> Result<KeyStore, DbError> {
         match self {
             KeyStore::Postgres(pg) => {
