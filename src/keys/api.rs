@@ -155,6 +155,39 @@ mod tests {
         assert!(matches!(err, KeyError::Invalid { .. }));
     }
 
+    /// Every answer to the bodies of `tests/fixtures/key-request-answers.jsonl` is the one
+    /// recorded there (message and `param`), including bodies with several wrong fields. The
+    /// file was recorded from the reading the typed requests replaced.
+    #[test]
+    fn request_bodies_answer_as_recorded() {
+        let cases = include_str!("../../tests/fixtures/key-request-answers.jsonl");
+        let mut wrong = Vec::new();
+        for line in cases.lines() {
+            let case: Value = serde_json::from_str(line).unwrap();
+            let body = case["body"].clone();
+            let result = match case["request"].as_str().unwrap() {
+                "generate" => parse_body::<GenerateKeyRequest>(body).map(drop),
+                "update" => parse_body::<UpdateKeyRequest>(body).map(drop),
+                "delete" => parse_body::<DeleteKeyRequest>(body).map(drop),
+                "block" => parse_body::<BlockKeyRequest>(body).map(drop),
+                other => panic!("unknown request {other}"),
+            };
+            let answer = match result {
+                Ok(()) => json!("ok"),
+                Err(e) => crate::error::ApiError::from(e).body_json()["error"].clone(),
+            };
+            if answer != case["answer"] {
+                wrong.push(format!("{line}\n  answered {answer}"));
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "{} cases differ:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+    }
+
     #[test]
     fn null_and_absent_differ_on_update() {
         let u: UpdateKeyRequest =
