@@ -25,7 +25,7 @@ use hx_gateway::gateway::{self, AppState};
 use hx_gateway::rag::store::{
     EmbeddedStore, EmbeddedStoreOptions, Filter, Point, PointId, SearchQuery, WithPayload,
 };
-use hx_gateway::rag::{Embedder, RagScope, VectorStore};
+use hx_gateway::rag::{Embedder, RagScope, VectorStore, from_json};
 use hx_gateway::server;
 use serde_json::{Map, Value, json};
 
@@ -390,7 +390,9 @@ async fn gateway_overhead(data_dir: &std::path::Path, queries: &[Vec<f32>]) -> B
 /// One direct call of the gateway's `RagService`, timed.
 async fn direct_search(state: &AppState, scope: &RagScope, body: &Value) -> BenchResult<Duration> {
     let started = Instant::now();
-    let answer = state.rag.search(scope, &NoEmbedder, body.clone()).await?;
+    // Reading the body is part of the call, as in the route.
+    let request = from_json(body.clone())?;
+    let answer = state.rag.search(scope, &NoEmbedder, request).await?;
     let elapsed = started.elapsed();
     if answer["result"]["result"].as_array().map(Vec::len) != Some(LIMIT) {
         return Err(format!("direct search answered {answer}").into());

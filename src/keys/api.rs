@@ -1,11 +1,14 @@
-//! Request bodies of the `/key/*` routes, with LiteLLM's field names, and the JSON parsing
-//! that names the offending field in a 400.
+//! Request bodies of the `/key/*` routes, with LiteLLM's field names, read as typed requests
+//! ([`crate::api::body`]) with this API's own wording of a field that does not fit: `'key' is
+//! required`, `invalid value for 'models': ...` (serde's message), or serde's message alone, as
+//! `param` `body`, when no single field is at fault.
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use super::error::KeyError;
+use crate::api::body::{BodyError, RequestBody, read};
+use crate::error::ApiError;
 
 /// `POST /key/generate`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -96,35 +99,48 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// Parses a request body, naming the field at fault in the error: the first field whose
-/// removal makes the body parse, or the missing required field.
-pub(crate) fn parse_body<T: DeserializeOwned>(body: Value) -> Result<T, KeyError> {
-    let Value::Object(map) = body else {
-        return Err(KeyError::invalid(
-            "request body must be a JSON object",
-            "body",
-        ));
-    };
-    match serde_json::from_value::<T>(Value::Object(map.clone())) {
-        Ok(parsed) => Ok(parsed),
-        Err(error) => {
-            let message = error.to_string();
-            if let Some(field) = missing_field(&message) {
-                return Err(KeyError::invalid(format!("'{field}' is required"), field));
-            }
-            for field in map.keys() {
-                let mut without = map.clone();
-                without.remove(field);
-                if serde_json::from_value::<T>(Value::Object(without)).is_ok() {
-                    return Err(KeyError::invalid(
-                        format!("invalid value for '{field}': {message}"),
-                        field.clone(),
-                    ));
-                }
-            }
-            Err(KeyError::invalid(message, "body"))
+impl RequestBody for GenerateKeyRequest {
+    fn rejection(error: BodyError, body: &Map<String, Value>) -> ApiError {
+        rejection::<Self>(error, body)
+    }
+}
+
+impl RequestBody for UpdateKeyRequest {
+    fn rejection(error: BodyError, body: &Map<String, Value>) -> ApiError {
+        rejection::<Self>(error, body)
+    }
+}
+
+impl RequestBody for DeleteKeyRequest {
+    fn rejection(error: BodyError, body: &Map<String, Value>) -> ApiError {
+        rejection::<Self>(error, body)
+    }
+}
+
+impl RequestBody for BlockKeyRequest {
+    fn rejection(error: BodyError, body: &Map<String, Value>) -> ApiError {
+        rejection::<Self>(error, body)
+    }
+}
+
+/// A missing field is `'key' is required`; a field at fault `invalid value for 'models': ...`
+/// with serde's message. A field is at fault when the body reads without it; when it does not
+/// (a second field is wrong, or the field is a required one), the 400 is serde's message alone
+/// and names the body.
+fn rejection<T: RequestBody>(error: BodyError, body: &Map<String, Value>) -> ApiError {
+    let message = error.message();
+    if let Some(field) = missing_field(message) {
+        return KeyError::invalid(format!("'{field}' is required"), field).into();
+    }
+    if let Some(field) = error.field() {
+        let mut without = body.clone();
+        without.remove(field);
+        if T::deserialize(&without).is_ok() {
+            return KeyError::invalid(format!("invalid value for '{field}': {message}"), field)
+                .into();
         }
     }
+    KeyError::invalid(message, "body").into()
 }
 
 /// serde's "missing field `key`" names the field between backticks.
@@ -133,32 +149,71 @@ fn missing_field(message: &str) -> Option<String> {
     Some(rest.split('`').next()?.to_string())
 }
 
+/// A request from a JSON value (for callers without HTTP: tests, tools): an object is read
+/// like a request body; anything else is a 400.
+pub(crate) fn from_json<T: RequestBody>(body: Value) -> Result<T, ApiError> {
+    match body {
+        Value::Object(body) => read(body),
+        _ => Err(KeyError::invalid("request body must be a JSON object", "body").into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use serde_json::json;
 
     #[test]
     fn the_bad_field_is_named() {
-        let err = parse_body::<GenerateKeyRequest>(json!({"models": "gpt-4o", "key_alias": "a"}))
+        let err = from_json::<GenerateKeyRequest>(json!({"models": "gpt-4o", "key_alias": "a"}))
             .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidRequest, "{err:?}");
+        assert_eq!(err.param.as_deref(), Some("models"), "{err:?}");
+        let err = from_json::<UpdateKeyRequest>(json!({"models": []})).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidRequest, "{err:?}");
+        assert_eq!(err.param.as_deref(), Some("key"), "{err:?}");
+        let err = from_json::<GenerateKeyRequest>(json!([1])).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidRequest, "{err:?}");
+    }
+
+    /// Every answer to the bodies of `tests/fixtures/key-request-answers.jsonl` is the one
+    /// recorded there (message and `param`), including bodies with several wrong fields. The
+    /// file was recorded from the reading the typed requests replaced.
+    #[test]
+    fn request_bodies_answer_as_recorded() {
+        let cases = include_str!("../../tests/fixtures/key-request-answers.jsonl");
+        let mut wrong = Vec::new();
+        for line in cases.lines() {
+            let case: Value = serde_json::from_str(line).unwrap();
+            let body = case["body"].clone();
+            let result = match case["request"].as_str().unwrap() {
+                "generate" => from_json::<GenerateKeyRequest>(body).map(drop),
+                "update" => from_json::<UpdateKeyRequest>(body).map(drop),
+                "delete" => from_json::<DeleteKeyRequest>(body).map(drop),
+                "block" => from_json::<BlockKeyRequest>(body).map(drop),
+                other => panic!("unknown request {other}"),
+            };
+            let answer = match result {
+                Ok(()) => json!("ok"),
+                Err(e) => e.body_json()["error"].clone(),
+            };
+            if answer != case["answer"] {
+                wrong.push(format!("{line}\n  answered {answer}"));
+            }
+        }
         assert!(
-            matches!(err, KeyError::Invalid { ref field, .. } if field == "models"),
-            "{err:?}"
+            wrong.is_empty(),
+            "{} cases differ:\n{}",
+            wrong.len(),
+            wrong.join("\n")
         );
-        let err = parse_body::<UpdateKeyRequest>(json!({"models": []})).unwrap_err();
-        assert!(
-            matches!(err, KeyError::Invalid { ref field, .. } if field == "key"),
-            "{err:?}"
-        );
-        let err = parse_body::<GenerateKeyRequest>(json!([1])).unwrap_err();
-        assert!(matches!(err, KeyError::Invalid { .. }));
     }
 
     #[test]
     fn null_and_absent_differ_on_update() {
         let u: UpdateKeyRequest =
-            parse_body(json!({"key": "sk-1", "max_budget": null, "models": ["a"]})).unwrap();
+            from_json(json!({"key": "sk-1", "max_budget": null, "models": ["a"]})).unwrap();
         assert_eq!(u.max_budget, Some(None));
         assert_eq!(u.models, Some(Some(vec!["a".to_string()])));
         assert_eq!(u.rpm_limit, None);

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::api::{
     BlockKeyRequest, DeleteKeyRequest, GenerateKeyRequest, ListKeysQuery, UpdateKeyRequest,
-    parse_body,
+    from_json,
 };
 use super::duration::parse_duration;
 use super::error::KeyError;
@@ -441,9 +441,10 @@ impl KeyService {
 
     // ----- /key/* operations ---------------------------------------------------------------
 
-    /// `POST /key/generate`.
+    /// `POST /key/generate` with the body as a JSON value (the route reads it as a typed request
+    /// and calls [`KeyService::generate_key`]).
     pub async fn generate(&self, body: Value) -> Result<Value, ApiError> {
-        let request: GenerateKeyRequest = parse_body(body)?;
+        let request: GenerateKeyRequest = from_json(body)?;
         Ok(self.generate_key(request).await?)
     }
 
@@ -531,9 +532,10 @@ impl KeyService {
         Ok(())
     }
 
-    /// `POST /key/update`.
+    /// `POST /key/update` with the body as a JSON value (the route reads it as a typed request
+    /// and calls [`KeyService::update_key`]).
     pub async fn update(&self, body: Value) -> Result<Value, ApiError> {
-        let request: UpdateKeyRequest = parse_body(body)?;
+        let request: UpdateKeyRequest = from_json(body)?;
         Ok(self.update_key(request).await?)
     }
 
@@ -622,9 +624,10 @@ impl KeyService {
         Ok(Value::Object(response))
     }
 
-    /// `POST /key/delete`.
+    /// `POST /key/delete` with the body as a JSON value (the route reads it as a typed request
+    /// and calls [`KeyService::delete_keys`]).
     pub async fn delete(&self, body: Value) -> Result<Value, ApiError> {
-        let request: DeleteKeyRequest = parse_body(body)?;
+        let request: DeleteKeyRequest = from_json(body)?;
         Ok(self.delete_keys(request).await?)
     }
 
@@ -729,15 +732,17 @@ impl KeyService {
         }))
     }
 
-    /// `POST /key/block`.
+    /// `POST /key/block` with the body as a JSON value (the route reads it as a typed request
+    /// and calls [`KeyService::set_blocked`]).
     pub async fn block(&self, body: Value) -> Result<Value, ApiError> {
-        let request: BlockKeyRequest = parse_body(body)?;
+        let request: BlockKeyRequest = from_json(body)?;
         Ok(self.set_blocked(&request.key, true).await?)
     }
 
-    /// `POST /key/unblock`.
+    /// `POST /key/unblock` with the body as a JSON value (the route reads it as a typed request
+    /// and calls [`KeyService::set_blocked`]).
     pub async fn unblock(&self, body: Value) -> Result<Value, ApiError> {
-        let request: BlockKeyRequest = parse_body(body)?;
+        let request: BlockKeyRequest = from_json(body)?;
         Ok(self.set_blocked(&request.key, false).await?)
     }
 

@@ -2,13 +2,17 @@
 //!
 //! - [`store`]: the [`store::VectorStore`] interface and its two backends (Qdrant server over
 //!   REST, Qdrant's engine embedded).
-//! - [`service`]: request validation, namespace scoping, embedding of documents and queries,
-//!   and the exact response shapes of `docs/spec/rag-api.md`.
+//! - [`request`]: the typed requests of the operations, each field read with the spec's
+//!   message for a wrong value.
+//! - [`service`]: the checks that span fields, namespace scoping, embedding of documents and
+//!   queries, and the exact response shapes of `docs/spec/rag-api.md`.
 //!
-//! The HTTP layer calls [`RagService::search`], [`RagService::upsert`] and
-//! [`RagService::delete`] with the caller's [`RagScope`], an [`Embedder`] bound to the
-//! caller's identity, and the raw JSON body.
+//! The HTTP layer reads the body as the operation's request and calls [`RagService::run`] with
+//! the caller's [`RagScope`] and an [`Embedder`] bound to the caller's identity; other callers
+//! use [`RagService::search`], [`RagService::upsert`], [`RagService::delete`] and
+//! [`RagService::points`] with a request made by [`request::from_json`].
 
+pub mod request;
 pub mod service;
 pub mod store;
 
@@ -19,6 +23,9 @@ use futures::future::BoxFuture;
 use crate::error::ApiError;
 use crate::secret::{Secret, redact_url};
 
+pub use request::{
+    DeleteRequest, Document, PointsRequest, RagRequest, SearchRequest, UpsertRequest, from_json,
+};
 pub use service::{RagOperation, RagService};
 pub use store::{VectorStore, VectorStoreError};
 

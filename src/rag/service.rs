@@ -1,9 +1,10 @@
-//! The RAG API logic of `/v1/rag/search`, `/v1/rag/upsert` and `/v1/rag/delete`, without
-//! HTTP: field validation with the spec's messages, namespace scoping, embedding in batches,
-//! deterministic ids, collection auto-creation, and the exact response shapes.
+//! The RAG API logic of `/v1/rag/search`, `/v1/rag/upsert` and `/v1/rag/delete` (and the
+//! unlisted `/v1/rag/points`), without HTTP: the checks that span fields, namespace scoping,
+//! embedding in batches, deterministic ids, collection auto-creation, and the exact response
+//! shapes.
 //!
-//! Bodies are taken as raw JSON so that this module owns every validation message (a wrong
-//! type names its field, as `invalid_request_error` with `param`).
+//! Operations take typed requests ([`super::request`], which reads each field with the spec's
+//! message for a wrong value).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -11,6 +12,7 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use super::request::{DeleteRequest, PointsRequest, RagRequest, SearchRequest, UpsertRequest};
 use super::store::{
     DeleteSelector, EmbeddedStore, EmbeddedStoreOptions, Filter, Point, PointId, QdrantServerStore,
     ScoredPoint, ScrollQuery, SearchQuery, VectorStore, VectorStoreError, WithPayload,
@@ -21,7 +23,6 @@ use crate::error::{ApiError, ErrorKind};
 
 /// Texts per embedding call when upserting documents.
 pub const DEFAULT_EMBED_BATCH: usize = 64;
-const MAX_LIMIT: u64 = 1000;
 const DEFAULT_LIMIT: u64 = 5;
 /// Page size of `/v1/rag/points` when the request names none.
 const DEFAULT_POINTS_LIMIT: u64 = 100;
@@ -135,22 +136,25 @@ impl RagService {
         self.open.store(open, Ordering::Relaxed);
     }
 
-    /// Runs one operation for a caller, counted in the RAG metrics. A success shows the
-    /// vector store open: the start-up check marks it down while another process holds the
-    /// embedded store's directory, and it opens on a later request once that process is gone.
+    /// Runs one operation for a caller, counted in the RAG metrics under `operation`.
+    /// `request` is the typed request, or the 400 its body was rejected with: a rejected body
+    /// counts as a failed operation like any other error. A success shows the vector store
+    /// open: the start-up check marks it down while another process holds the embedded store's
+    /// directory, and it opens on a later request once that process is gone.
     pub async fn run(
         &self,
         operation: RagOperation,
         scope: &RagScope,
         embedder: &dyn Embedder,
-        body: Value,
+        request: Result<RagRequest, ApiError>,
     ) -> Result<Value, ApiError> {
         let started = Instant::now();
-        let result = match operation {
-            RagOperation::Search => self.search(scope, embedder, body).await,
-            RagOperation::Upsert => self.upsert(scope, embedder, body).await,
-            RagOperation::Delete => self.delete(scope, embedder, body).await,
-            RagOperation::Points => self.points(scope, body).await,
+        let result = match request {
+            Err(rejected) => Err(rejected),
+            Ok(RagRequest::Search(request)) => self.search(scope, embedder, request).await,
+            Ok(RagRequest::Upsert(request)) => self.upsert(scope, embedder, request).await,
+            Ok(RagRequest::Delete(request)) => self.delete(scope, embedder, request).await,
+            Ok(RagRequest::Points(request)) => self.points(scope, request).await,
         };
         let outcome = if result.is_ok() { "ok" } else { "error" };
         crate::metrics::record_rag_operation(operation.name(), outcome, started.elapsed());
@@ -170,53 +174,24 @@ impl RagService {
         &self,
         scope: &RagScope,
         embedder: &dyn Embedder,
-        body: Value,
+        request: SearchRequest,
     ) -> Result<Value, ApiError> {
-        let body = object(body)?;
-        let collection = self.collection(&body)?;
-        let namespace = opt_namespace(&body)?;
-        let filter = opt_filter(&body)?;
-        let limit = match opt_u64(&body, "limit")? {
-            None => DEFAULT_LIMIT,
-            Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    "'limit' must be between 1 and 1000.",
-                    "limit",
-                ));
-            }
-        };
-        let score_threshold = match opt_f64(&body, "score_threshold")? {
-            Some(t) if t < 0.0 => {
-                return Err(ApiError::invalid(
-                    "'score_threshold' must not be negative.",
-                    "score_threshold",
-                ));
-            }
-            // The spec: a threshold applies when present and > 0.
-            Some(t) if t > 0.0 => Some(t as f32),
-            _ => None,
-        };
-        let with_payload = match present(&body, "with_payload") {
-            None => WithPayload::All(true),
-            Some(Value::Bool(b)) => WithPayload::All(*b),
-            Some(Value::Array(items)) => WithPayload::Fields(
-                items
-                    .iter()
-                    .map(|v| v.as_str().map(str::to_string))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(with_payload_error)?,
-            ),
-            Some(_) => return Err(with_payload_error()),
-        };
-        let with_vector = opt_bool(&body, "with_vector")?.unwrap_or(false);
-        let vector = opt_vector(&body, "vector")?;
-        let query = match present(&body, "query") {
-            None => None,
-            Some(Value::String(s)) if s.trim().is_empty() => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err(ApiError::invalid("'query' must be a string.", "query")),
-        };
+        let SearchRequest {
+            collection,
+            namespace,
+            filter,
+            limit,
+            score_threshold,
+            with_payload,
+            with_vector,
+            vector,
+            query,
+        } = request;
+        let collection = self.collection(collection);
+        let limit = limit.unwrap_or(DEFAULT_LIMIT);
+        // The spec: a threshold applies when present and > 0.
+        let score_threshold = score_threshold.filter(|t| *t > 0.0).map(|t| t as f32);
+        let with_payload = with_payload.unwrap_or(WithPayload::All(true));
         if vector.is_none() && query.is_none() {
             return Err(ApiError::invalid(NEITHER_QUERY_NOR_VECTOR, "query"));
         }
@@ -273,39 +248,22 @@ impl RagService {
     /// Body: `{"collection"?, "namespace"?, "filter"?, "limit"? (1..=1000, default 100),
     /// "offset"? (the previous page's `next_page_offset`), "with_payload"? (default true)}`.
     /// Answer: `{"status": "ok", "result": {"points": [{"id", "payload"}], "next_page_offset"}}`.
-    pub async fn points(&self, scope: &RagScope, body: Value) -> Result<Value, ApiError> {
-        let body = object(body)?;
-        let collection = self.collection(&body)?;
-        let namespace = opt_namespace(&body)?;
-        let filter = opt_filter(&body)?;
-        let limit = match opt_u64(&body, "limit")? {
-            None => DEFAULT_POINTS_LIMIT,
-            Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    "'limit' must be between 1 and 1000.",
-                    "limit",
-                ));
-            }
-        };
-        let offset = match present(&body, "offset") {
-            None => None,
-            Some(v) => Some(PointId::from_json(v).ok_or_else(|| {
-                ApiError::invalid("'offset' must be an unsigned integer or a UUID.", "offset")
-            })?),
-        };
-        let with_payload = match present(&body, "with_payload") {
-            None => WithPayload::All(true),
-            Some(Value::Bool(b)) => WithPayload::All(*b),
-            Some(Value::Array(items)) => WithPayload::Fields(
-                items
-                    .iter()
-                    .map(|v| v.as_str().map(str::to_string))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(with_payload_error)?,
-            ),
-            Some(_) => return Err(with_payload_error()),
-        };
+    pub async fn points(
+        &self,
+        scope: &RagScope,
+        request: PointsRequest,
+    ) -> Result<Value, ApiError> {
+        let PointsRequest {
+            collection,
+            namespace,
+            filter,
+            limit,
+            offset,
+            with_payload,
+        } = request;
+        let collection = self.collection(collection);
+        let limit = limit.unwrap_or(DEFAULT_POINTS_LIMIT);
+        let with_payload = with_payload.unwrap_or(WithPayload::All(true));
         let filter_json = scoped_filter(
             scope,
             &self.default_collection,
@@ -344,13 +302,15 @@ impl RagService {
         &self,
         scope: &RagScope,
         embedder: &dyn Embedder,
-        body: Value,
+        request: UpsertRequest,
     ) -> Result<Value, ApiError> {
-        let body = object(body)?;
-        let collection = self.collection(&body)?;
-        let namespace = opt_namespace(&body)?;
-        let documents = parse_documents(&body)?;
-        let raw_points = parse_points(&body)?;
+        let UpsertRequest {
+            collection,
+            namespace,
+            documents,
+            points: raw_points,
+        } = request;
+        let collection = self.collection(collection);
         if documents.is_empty() && raw_points.is_empty() {
             return Err(ApiError::invalid(
                 "Provide 'documents' or 'points' to upsert.",
@@ -516,28 +476,17 @@ impl RagService {
         &self,
         scope: &RagScope,
         _embedder: &dyn Embedder,
-        body: Value,
+        request: DeleteRequest,
     ) -> Result<Value, ApiError> {
-        let body = object(body)?;
-        let collection = self.collection(&body)?;
-        let namespace = opt_namespace(&body)?;
-        let filter = opt_filter(&body)?.filter(|f| has_conditions(f.as_json()));
-        let ids = match present(&body, "ids") {
-            None => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    PointId::from_json(v).ok_or_else(|| {
-                        ApiError::invalid(
-                            format!("'ids[{i}]' must be an unsigned integer or a UUID."),
-                            "ids",
-                        )
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            Some(_) => return Err(ApiError::invalid("'ids' must be an array.", "ids")),
-        };
+        let DeleteRequest {
+            collection,
+            namespace,
+            filter,
+            ids,
+        } = request;
+        let collection = self.collection(collection);
+        // An empty filter matches every point: it is no criterion.
+        let filter = filter.filter(|f| has_conditions(f.as_json()));
         if ids.is_empty() && namespace.is_none() && filter.is_none() {
             return Err(ApiError::invalid(
                 "Provide at least one of 'ids', 'namespace' or 'filter': a delete never wipes a whole collection.",
@@ -602,27 +551,9 @@ impl RagService {
     }
 
     /// The request's collection, or the default.
-    fn collection(&self, body: &Map<String, Value>) -> Result<String, ApiError> {
-        match present(body, "collection") {
-            None => Ok(self.default_collection.clone()),
-            Some(Value::String(s)) if valid_collection_name(s) => Ok(s.clone()),
-            Some(Value::String(_)) => Err(ApiError::invalid(
-                "'collection' must be 1 to 255 letters, digits, '_', '-' or '.', not starting with '.'.",
-                "collection",
-            )),
-            Some(_) => Err(ApiError::invalid(
-                "'collection' must be a string.",
-                "collection",
-            )),
-        }
+    fn collection(&self, collection: Option<String>) -> String {
+        collection.unwrap_or_else(|| self.default_collection.clone())
     }
-}
-
-/// A document of an upsert request.
-struct Document {
-    id: Option<PointId>,
-    text: String,
-    metadata: Map<String, Value>,
 }
 
 /// The deterministic id of a document without one: UUIDv5(NAMESPACE_URL, "hx2:" + the
@@ -640,128 +571,6 @@ pub fn document_id(namespace: &str, text: &str) -> PointId {
 pub fn legacy_document_id(namespace: &str, text: &str) -> PointId {
     let name = format!("hx:{namespace}\n{text}");
     PointId::Uuid(Uuid::new_v5(&Uuid::NAMESPACE_URL, name.as_bytes()))
-}
-
-fn parse_documents(body: &Map<String, Value>) -> Result<Vec<Document>, ApiError> {
-    let items = match present(body, "documents") {
-        None => return Ok(Vec::new()),
-        Some(Value::Array(items)) => items,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "'documents' must be an array.",
-                "documents",
-            ));
-        }
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let field = |name: &str| format!("documents[{i}].{name}");
-            let obj = item.as_object().ok_or_else(|| {
-                ApiError::invalid(format!("'documents[{i}]' must be an object."), "documents")
-            })?;
-            let id = match present(obj, "id") {
-                None => None,
-                Some(v) => Some(PointId::from_json(v).ok_or_else(|| {
-                    ApiError::invalid(
-                        format!("'{}' must be an unsigned integer or a UUID.", field("id")),
-                        field("id"),
-                    )
-                })?),
-            };
-            let text = match present(obj, "text") {
-                Some(Value::String(s)) if !s.is_empty() => s.clone(),
-                Some(Value::String(_)) => {
-                    return Err(ApiError::invalid(
-                        format!("'{}' must not be empty.", field("text")),
-                        field("text"),
-                    ));
-                }
-                None => {
-                    return Err(ApiError::invalid(
-                        format!("'{}' is required.", field("text")),
-                        field("text"),
-                    ));
-                }
-                Some(_) => {
-                    return Err(ApiError::invalid(
-                        format!("'{}' must be a string.", field("text")),
-                        field("text"),
-                    ));
-                }
-            };
-            let metadata = match present(obj, "metadata") {
-                None => Map::new(),
-                Some(Value::Object(m)) => m.clone(),
-                Some(_) => {
-                    return Err(ApiError::invalid(
-                        format!("'{}' must be an object.", field("metadata")),
-                        field("metadata"),
-                    ));
-                }
-            };
-            Ok(Document { id, text, metadata })
-        })
-        .collect()
-}
-
-fn parse_points(body: &Map<String, Value>) -> Result<Vec<Point>, ApiError> {
-    let items = match present(body, "points") {
-        None => return Ok(Vec::new()),
-        Some(Value::Array(items)) => items,
-        Some(_) => return Err(ApiError::invalid("'points' must be an array.", "points")),
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let field = |name: &str| format!("points[{i}].{name}");
-            let obj = item.as_object().ok_or_else(|| {
-                ApiError::invalid(format!("'points[{i}]' must be an object."), "points")
-            })?;
-            let id = present(obj, "id")
-                .and_then(PointId::from_json)
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        format!(
-                            "'{}' is required: an unsigned integer or a UUID.",
-                            field("id")
-                        ),
-                        field("id"),
-                    )
-                })?;
-            let vector = opt_vector(obj, "vector")
-                .map_err(|e| {
-                    ApiError::invalid(
-                        e.message
-                            .replace("'vector'", &format!("'{}'", field("vector"))),
-                        field("vector"),
-                    )
-                })?
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        format!("'{}' is required.", field("vector")),
-                        field("vector"),
-                    )
-                })?;
-            let payload = match present(obj, "payload") {
-                None => Map::new(),
-                Some(Value::Object(m)) => m.clone(),
-                Some(_) => {
-                    return Err(ApiError::invalid(
-                        format!("'{}' must be an object.", field("payload")),
-                        field("payload"),
-                    ));
-                }
-            };
-            Ok(Point {
-                id,
-                vector,
-                payload,
-            })
-        })
-        .collect()
 }
 
 /// Enforces a key's namespace scope (spec, Auth). Returns the namespaces a search naming none
@@ -949,115 +758,11 @@ fn hit_json(hit: ScoredPoint, with_vector: bool) -> Value {
     Value::Object(obj)
 }
 
-fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
-    match body {
-        Value::Object(obj) => Ok(obj),
-        _ => Err(ApiError::new(
-            ErrorKind::InvalidRequest,
-            "The request body must be a JSON object.",
-        )),
-    }
-}
-
-/// A field, treating `null` as absent.
-fn present<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    obj.get(name).filter(|v| !v.is_null())
-}
-
-fn opt_namespace(body: &Map<String, Value>) -> Result<Option<String>, ApiError> {
-    match present(body, "namespace") {
-        None => Ok(None),
-        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-        Some(_) => Err(ApiError::invalid(
-            "'namespace' must be a non-empty string.",
-            "namespace",
-        )),
-    }
-}
-
-fn opt_filter(body: &Map<String, Value>) -> Result<Option<Filter>, ApiError> {
-    match present(body, "filter") {
-        None => Ok(None),
-        Some(v) => Filter::parse(v.clone()).map(Some).map_err(ApiError::from),
-    }
-}
-
-fn opt_u64(body: &Map<String, Value>, name: &str) -> Result<Option<u64>, ApiError> {
-    match present(body, name) {
-        None => Ok(None),
-        Some(Value::Number(n)) => {
-            if let Some(u) = n.as_u64() {
-                Ok(Some(u))
-            } else if n.as_i64().is_some() {
-                // Negative: a valid integer, out of range.
-                Ok(Some(0))
-            } else {
-                Err(ApiError::invalid(
-                    format!("'{name}' must be an integer."),
-                    name,
-                ))
-            }
-        }
-        Some(_) => Err(ApiError::invalid(
-            format!("'{name}' must be an integer."),
-            name,
-        )),
-    }
-}
-
-fn opt_f64(body: &Map<String, Value>, name: &str) -> Result<Option<f64>, ApiError> {
-    match present(body, name) {
-        None => Ok(None),
-        Some(Value::Number(n)) => Ok(n.as_f64()),
-        Some(_) => Err(ApiError::invalid(
-            format!("'{name}' must be a number."),
-            name,
-        )),
-    }
-}
-
-fn opt_bool(body: &Map<String, Value>, name: &str) -> Result<Option<bool>, ApiError> {
-    match present(body, name) {
-        None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(ApiError::invalid(
-            format!("'{name}' must be a boolean."),
-            name,
-        )),
-    }
-}
-
-fn opt_vector(body: &Map<String, Value>, name: &str) -> Result<Option<Vec<f32>>, ApiError> {
-    let wrong = || {
-        ApiError::invalid(
-            format!("'{name}' must be a non-empty array of numbers."),
-            name,
-        )
-    };
-    match present(body, name) {
-        None => Ok(None),
-        Some(Value::Array(items)) if !items.is_empty() => items
-            .iter()
-            .map(|v| v.as_f64().map(|f| f as f32).filter(|f| f.is_finite()))
-            .collect::<Option<Vec<f32>>>()
-            .map(Some)
-            .ok_or_else(wrong),
-        Some(_) => Err(wrong()),
-    }
-}
-
 fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-fn with_payload_error() -> ApiError {
-    ApiError::invalid(
-        "'with_payload' must be a boolean or an array of field names.",
-        "with_payload",
-    )
 }
 
 fn foreign_namespace(ns: &str) -> ApiError {

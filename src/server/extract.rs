@@ -1,12 +1,16 @@
 //! Request bodies read with the gateway's own errors: a 400 naming what is wrong and a 413 for
-//! oversized bodies, instead of axum's plain-text 4xx.
+//! oversized bodies, instead of axum's plain-text 4xx. [`JsonObject`] reads a JSON object (the
+//! LLM routes keep it as a map); [`Typed`] reads one as a typed request (`/key/*`,
+//! `/v1/rag/*`).
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Request};
 use serde_json::{Map, Value};
 
+use crate::api::body::{RequestBody, read};
 use crate::api::fields::parse_object;
 use crate::error::{ApiError, ErrorKind};
 use crate::gateway::AppState;
@@ -33,5 +37,33 @@ impl FromRequest<Arc<AppState>> for JsonObject {
             }
         })?;
         parse_object(&bytes).map(JsonObject)
+    }
+}
+
+/// A JSON object body (read as [`JsonObject`]: size limit, empty, not JSON, not an object) to
+/// be read as the typed request `T` ([`crate::api::body::read`]: a field that does not fit is a
+/// 400 naming it). The handler calls [`Typed::read`] after its own checks (the key store is up,
+/// the caller may use RAG), so that those answer first whatever the fields hold.
+pub struct Typed<T> {
+    body: Map<String, Value>,
+    request: PhantomData<fn() -> T>,
+}
+
+impl<T: RequestBody> Typed<T> {
+    /// The body as `T`, or the 400 naming the field at fault.
+    pub fn read(self) -> Result<T, ApiError> {
+        read(self.body)
+    }
+}
+
+impl<T> FromRequest<Arc<AppState>> for Typed<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let JsonObject(body) = JsonObject::from_request(req, state).await?;
+        Ok(Typed {
+            body,
+            request: PhantomData,
+        })
     }
 }

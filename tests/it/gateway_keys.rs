@@ -187,6 +187,61 @@ async fn key_routes_need_the_master_key_except_own_info() {
     assert_eq!(e["param"], "max_budget");
 }
 
+/// A field of the wrong type (or a missing one) is a 400 naming it, in LiteLLM's wording.
+#[tokio::test]
+async fn a_wrong_typed_key_field_is_a_400_naming_it() {
+    let gw = TestGateway::start(YAML).await;
+    for (route, body, message, param) in [
+        (
+            "/key/generate",
+            json!({"models": "gpt-4o"}),
+            "invalid value for 'models': invalid type: string \"gpt-4o\", expected a sequence",
+            "models",
+        ),
+        (
+            "/key/generate",
+            json!({"rpm_limit": 1.5}),
+            "invalid value for 'rpm_limit': invalid type: floating point `1.5`, expected i64",
+            "rpm_limit",
+        ),
+        (
+            "/key/update",
+            json!({"models": []}),
+            "'key' is required",
+            "key",
+        ),
+        (
+            "/key/generate",
+            json!({"key": 5}),
+            "invalid value for 'key': invalid type: integer `5`, expected a string",
+            "key",
+        ),
+        // A required field's wrong value: the body does not read without it either.
+        (
+            "/key/block",
+            json!({"key": 5}),
+            "invalid type: integer `5`, expected a string",
+            "body",
+        ),
+        // Two wrong fields: neither alone is at fault, so the body is named.
+        (
+            "/key/generate",
+            json!({"models": "a", "spend": "x"}),
+            "invalid type: string \"a\", expected a sequence",
+            "body",
+        ),
+    ] {
+        let e = expect_error(
+            gw.post(route, body.clone()).await,
+            400,
+            "invalid_request_error",
+        )
+        .await;
+        assert_eq!(e["message"], message, "{route} {body}");
+        assert_eq!(e["param"], param, "{route} {body}");
+    }
+}
+
 #[tokio::test]
 async fn a_key_rpm_limit_answers_429_with_rate_limit_headers() {
     let gw = TestGateway::start(YAML).await;

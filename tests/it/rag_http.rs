@@ -467,6 +467,75 @@ async fn validation_errors_have_the_spec_status_message_and_param() {
     assert!(hits(&body).is_empty());
 }
 
+/// A field of the wrong type is a 400 naming it, on every route: the field's own message and
+/// its path as `param` (an element of a list names the list).
+#[tokio::test]
+async fn a_wrong_typed_field_is_a_400_naming_it() {
+    let (upstream, calls) = embedding_upstream().await;
+    let gw = gateway(&upstream.uri()).await;
+    for (route, body, message, param) in [
+        (
+            "/v1/rag/search",
+            json!({"query": "one", "limit": "5"}),
+            "'limit' must be an integer.",
+            "limit",
+        ),
+        (
+            "/v1/rag/search",
+            json!({"query": "one", "with_payload": ["text", 1]}),
+            "'with_payload' must be a boolean or an array of field names.",
+            "with_payload",
+        ),
+        (
+            "/v1/rag/upsert",
+            json!({"documents": [{"text": "one"}, {"text": 5}]}),
+            "'documents[1].text' must be a string.",
+            "documents[1].text",
+        ),
+        (
+            "/v1/rag/upsert",
+            json!({"points": [{"id": 1, "vector": [1.0], "payload": []}]}),
+            "'points[0].payload' must be an object.",
+            "points[0].payload",
+        ),
+        (
+            "/v1/rag/upsert",
+            json!({"documents": [{"text": "one"}, "two"]}),
+            "'documents[1]' must be an object.",
+            "documents",
+        ),
+        (
+            "/v1/rag/delete",
+            json!({"ids": [1, "x"]}),
+            "'ids[1]' must be an unsigned integer or a UUID.",
+            "ids",
+        ),
+        (
+            "/v1/rag/points",
+            json!({"offset": true}),
+            "'offset' must be an unsigned integer or a UUID.",
+            "offset",
+        ),
+        // Several wrong fields: always the first in the spec's order, whatever the body's.
+        (
+            "/v1/rag/search",
+            json!({"query": 5, "limit": 0, "namespace": ""}),
+            "'namespace' must be a non-empty string.",
+            "namespace",
+        ),
+    ] {
+        let e = expect_error(
+            gw.post(route, body.clone()).await,
+            400,
+            "invalid_request_error",
+        )
+        .await;
+        assert_eq!(e["message"], message, "{route} {body}");
+        assert_eq!(e["param"], param, "{route} {body}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "nothing was embedded");
+}
+
 #[tokio::test]
 async fn an_unreachable_qdrant_server_is_503() {
     let (upstream, _) = embedding_upstream().await;
@@ -1428,6 +1497,8 @@ async fn an_unverified_key_during_a_database_outage_gets_no_rag_and_no_managemen
             json!({"namespace": "b", "documents": [{"text": "x"}]}),
         ),
         ("/v1/rag/delete", json!({"namespace": "b"})),
+        // The scope is checked before the fields.
+        ("/v1/rag/search", json!({"query": "bee", "limit": "x"})),
     ] {
         expect_error(
             post_as(&gw, "hello", route, body).await,

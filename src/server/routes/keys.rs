@@ -1,5 +1,6 @@
 //! `/key/*`: LiteLLM's key management routes. Master key only, except a key reading its own
-//! `/key/info`.
+//! `/key/info`. Bodies are read as the typed requests of [`crate::keys`], after the key store
+//! is known to be up.
 
 use std::sync::Arc;
 
@@ -11,10 +12,13 @@ use serde_json::Value;
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorKind};
 use crate::gateway::AppState;
-use crate::keys::{KeyService, ListKeysQuery};
+use crate::keys::{
+    BlockKeyRequest, DeleteKeyRequest, GenerateKeyRequest, KeyService, ListKeysQuery,
+    UpdateKeyRequest,
+};
 use crate::secret::{constant_time_eq, hash_key};
 use crate::server::auth::MasterKey;
-use crate::server::extract::JsonObject;
+use crate::server::extract::Typed;
 
 fn keys(state: &AppState) -> Result<&KeyService, ApiError> {
     state.keys().ok_or_else(|| {
@@ -28,41 +32,46 @@ fn keys(state: &AppState) -> Result<&KeyService, ApiError> {
 pub async fn generate(
     State(state): State<Arc<AppState>>,
     _: MasterKey,
-    JsonObject(body): JsonObject,
+    body: Typed<GenerateKeyRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    keys(&state)?.generate(Value::Object(body)).await.map(Json)
+    let keys = keys(&state)?;
+    Ok(Json(keys.generate_key(body.read()?).await?))
 }
 
 pub async fn update(
     State(state): State<Arc<AppState>>,
     _: MasterKey,
-    JsonObject(body): JsonObject,
+    body: Typed<UpdateKeyRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    keys(&state)?.update(Value::Object(body)).await.map(Json)
+    let keys = keys(&state)?;
+    Ok(Json(keys.update_key(body.read()?).await?))
 }
 
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     _: MasterKey,
-    JsonObject(body): JsonObject,
+    body: Typed<DeleteKeyRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    keys(&state)?.delete(Value::Object(body)).await.map(Json)
+    let keys = keys(&state)?;
+    Ok(Json(keys.delete_keys(body.read()?).await?))
 }
 
 pub async fn block(
     State(state): State<Arc<AppState>>,
     _: MasterKey,
-    JsonObject(body): JsonObject,
+    body: Typed<BlockKeyRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    keys(&state)?.block(Value::Object(body)).await.map(Json)
+    let keys = keys(&state)?;
+    Ok(Json(keys.set_blocked(&body.read()?.key, true).await?))
 }
 
 pub async fn unblock(
     State(state): State<Arc<AppState>>,
     _: MasterKey,
-    JsonObject(body): JsonObject,
+    body: Typed<BlockKeyRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    keys(&state)?.unblock(Value::Object(body)).await.map(Json)
+    let keys = keys(&state)?;
+    Ok(Json(keys.set_blocked(&body.read()?.key, false).await?))
 }
 
 pub async fn list(

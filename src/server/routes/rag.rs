@@ -9,12 +9,16 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::Value;
 
+use crate::api::body::RequestBody;
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorKind};
 use crate::gateway::AppState;
 use crate::proxy::embedder::RouterEmbedder;
-use crate::rag::{RagOperation as Operation, RagScope};
-use crate::server::extract::JsonObject;
+use crate::rag::{
+    DeleteRequest, PointsRequest, RagOperation as Operation, RagRequest, RagScope, SearchRequest,
+    UpsertRequest,
+};
+use crate::server::extract::Typed;
 
 /// The namespaces a caller may use: a key's `metadata.rag_namespaces` list, else everything.
 /// A key let through unverified while the database is down gets no RAG access at all: nothing
@@ -32,48 +36,50 @@ fn scope(caller: &Caller) -> Result<RagScope, ApiError> {
     RagScope::from_key_metadata(&key.metadata)
 }
 
-async fn run(
+/// The caller's scope and budget are checked before the body's fields.
+async fn run<T: RequestBody + Into<RagRequest>>(
     state: &AppState,
     caller: &Caller,
     operation: Operation,
-    body: Value,
+    body: Typed<T>,
 ) -> Result<Json<Value>, ApiError> {
     let scope = scope(caller)?;
     caller.check_budget()?;
     let embedder = RouterEmbedder { state, caller };
-    let result = state.rag.run(operation, &scope, &embedder, body).await;
+    let request = body.read().map(Into::into);
+    let result = state.rag.run(operation, &scope, &embedder, request).await;
     result.map(Json)
 }
 
 pub async fn search(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    JsonObject(body): JsonObject,
+    body: Typed<SearchRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    run(&state, &caller, Operation::Search, Value::Object(body)).await
+    run(&state, &caller, Operation::Search, body).await
 }
 
 pub async fn upsert(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    JsonObject(body): JsonObject,
+    body: Typed<UpsertRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    run(&state, &caller, Operation::Upsert, Value::Object(body)).await
+    run(&state, &caller, Operation::Upsert, body).await
 }
 
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    JsonObject(body): JsonObject,
+    body: Typed<DeleteRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    run(&state, &caller, Operation::Delete, Value::Object(body)).await
+    run(&state, &caller, Operation::Delete, body).await
 }
 
 /// `POST /v1/rag/points`: stored points by filter, a page at a time (used by `rag ingest`).
 pub async fn points(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    JsonObject(body): JsonObject,
+    body: Typed<PointsRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    run(&state, &caller, Operation::Points, Value::Object(body)).await
+    run(&state, &caller, Operation::Points, body).await
 }
