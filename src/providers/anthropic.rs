@@ -97,17 +97,6 @@ impl native::Translating for Anthropic {
         accepts(name, value)
     }
 
-    fn prepare(
-        &self,
-        endpoint: Endpoint,
-        body: &mut Map<String, Value>,
-    ) -> Result<(), ProviderError> {
-        if endpoint == Endpoint::Completion {
-            native::prompt_to_messages(body)?;
-        }
-        Ok(())
-    }
-
     fn chat_request(
         &self,
         body: Map<String, Value>,

@@ -122,6 +122,16 @@ impl native::Translating for Ollama {
         accepts(name, value, self.chat_api)
     }
 
+    /// Nothing before the parameter check: the prompt is reworked in
+    /// [`native::Translating::chat_request`], per API (chat messages or a generate prompt).
+    fn prepare(
+        &self,
+        _endpoint: Endpoint,
+        _body: &mut Map<String, Value>,
+    ) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     fn chat_request(
         &self,
         mut body: Map<String, Value>,

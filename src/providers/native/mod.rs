@@ -59,12 +59,16 @@ pub trait Translating: Sync {
     /// dropped under `drop_params` or a 400 naming it, see [`check_params`]).
     fn accepts(&self, name: &str, value: &Value) -> bool;
 
-    /// Reworks the body before its parameters are checked (default: nothing).
+    /// Reworks the body before its parameters are checked. By default a `/v1/completions`
+    /// prompt becomes one user message, for the chat-only protocols.
     fn prepare(
         &self,
-        _endpoint: Endpoint,
-        _body: &mut Map<String, Value>,
+        endpoint: Endpoint,
+        body: &mut Map<String, Value>,
     ) -> Result<(), ProviderError> {
+        if endpoint == Endpoint::Completion {
+            prompt_to_messages(body)?;
+        }
         Ok(())
     }
 
