@@ -108,7 +108,8 @@ async fn gateway_latency(
     requests: usize,
 ) -> Result<(), BoxError> {
     use hx_gateway::config::GatewayConfig;
-    use hx_gateway::gateway::{self, AppState};
+    use hx_gateway::gateway::AppState;
+    use hx_gateway::providers::Upstream;
     use hx_gateway::server;
     use std::collections::HashMap;
     use std::time::{Duration, Instant};
@@ -124,8 +125,7 @@ async fn gateway_latency(
     let env = HashMap::from([("HX_DATA_DIR".to_string(), data.path().display().to_string())]);
     let config = GatewayConfig::from_yaml_str(&yaml, &env)?;
     let keys = hx_gateway::commands::migrate::connect_keys(&config, true).await?;
-    let state =
-        AppState::new(config, gateway::upstream_client()?, false).map_err(|e| e.to_string())?;
+    let state = AppState::new(config, Upstream::new()?, false).map_err(|e| e.to_string())?;
     if let Some(d) = state.runtime().router.disabled.first() {
         return Err(format!("the local deployment is disabled: {}", d.reason).into());
     }

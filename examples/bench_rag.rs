@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use hx_gateway::config::GatewayConfig;
 use hx_gateway::error::ApiError;
-use hx_gateway::gateway::{self, AppState};
+use hx_gateway::gateway::AppState;
+use hx_gateway::providers::Upstream;
 use hx_gateway::rag::store::{
     EmbeddedStore, EmbeddedStoreOptions, Filter, Point, PointId, SearchQuery, WithPayload,
 };
@@ -312,7 +313,7 @@ async fn gateway_overhead(data_dir: &std::path::Path, queries: &[Vec<f32>]) -> B
     let env = HashMap::from([("HX_DATA_DIR".to_string(), data_dir.display().to_string())]);
     let config = GatewayConfig::from_yaml_str(&yaml, &env)?;
     let keys = hx_gateway::commands::migrate::connect_keys(&config, true).await;
-    let http = gateway::upstream_client()?;
+    let http = Upstream::new()?;
     let state = AppState::new(config, http, false)?;
     match keys {
         Ok(keys) => state.set_keys(keys),

@@ -12,6 +12,7 @@ use crate::cache::{CacheSettings, ResponseCache};
 use crate::config::GatewayConfig;
 use crate::keys::KeyService;
 use crate::limits::{LimiterOptions, RateLimiter};
+use crate::providers::Upstream;
 use crate::rag::{RagConfig, RagService};
 
 /// A service the gateway could not set up at start.
@@ -31,8 +32,8 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(config: GatewayConfig, http: &reqwest::Client) -> Self {
-        let router = Router::build(&config, http);
+    pub fn new(config: GatewayConfig) -> Self {
+        let router = Router::build(&config);
         for d in &router.disabled {
             tracing::warn!(model_name = %d.model_name, index = d.index, reason = %d.reason, "deployment disabled");
         }
@@ -50,7 +51,9 @@ impl Runtime {
 /// Shared by every request. Cheap to clone through `Arc`.
 pub struct AppState {
     runtime: ArcSwap<Runtime>,
-    pub http: reqwest::Client,
+    /// The upstream clients of work done off the server threads (each server thread has its
+    /// own, `server::ServerState`).
+    pub upstream: Upstream,
     /// Rate limits: Redis when configured, else this instance's memory.
     pub limiter: RateLimiter,
     /// Budget holds of requests in flight (shared through Redis when configured).
@@ -72,7 +75,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         config: GatewayConfig,
-        http: reqwest::Client,
+        upstream: Upstream,
         allow_unauthenticated: bool,
     ) -> Result<Arc<Self>, StateError> {
         let redis_url = config.redis_url.as_ref().map(|u| u.expose().to_string());
@@ -115,12 +118,12 @@ impl AppState {
         })
         .map_err(|e| StateError(format!("vector store: {e}")))?
         .with_max_collections(config.rag.max_collections);
-        let runtime = Runtime::new(config, &http);
+        let runtime = Runtime::new(config);
         // The Prometheus recorder must exist before the first request records anything.
         crate::metrics::install();
         Ok(Arc::new(AppState {
             runtime: ArcSwap::from_pointee(runtime),
-            http,
+            upstream,
             limiter,
             budgets,
             cache,
@@ -140,7 +143,7 @@ impl AppState {
 
     /// Installs a new config; requests in flight finish on the old one.
     pub fn replace_runtime(&self, config: GatewayConfig) {
-        let runtime = Runtime::new(config, &self.http);
+        let runtime = Runtime::new(config);
         self.runtime.store(Arc::new(runtime));
     }
 
@@ -175,14 +178,4 @@ impl AppState {
         let tasks = std::mem::take(&mut *self.shutdown_tasks.lock());
         futures::future::join_all(tasks).await;
     }
-}
-
-/// The pooled HTTP client every upstream call goes through.
-pub fn upstream_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .pool_idle_timeout(std::time::Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .build()
 }

@@ -13,7 +13,7 @@
 //! | 3 | [`keys`], [`spend`], [`router`], [`rag`], [`health`] | virtual keys in LiteLLM's tables, spend and budget holds, deployment selection with retries and fallbacks, retrieval, dependency probes |
 //! | 4 | [`gateway`], [`caller`] | what every request shares (config runtime and services) and who is calling |
 //! | 5 | [`proxy`] | the LLM request pipeline: check, limit, route, account |
-//! | 6 | [`server`] | HTTP: routes, extractors, the access log, serving threads |
+//! | 6 | [`server`] | HTTP: routes, extractors, the access log, serving threads (each with its own upstream clients) |
 //! | 7 | [`commands`] | `serve`, `check`, `smoke`, `migrate`, `rag ingest` and their flags |
 
 // Layer 0

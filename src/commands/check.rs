@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::ConfigSource;
 use crate::config::{EnvSource, GatewayConfig};
 use crate::health::{Dependency, DependencyProbes, PROBE_TIMEOUT, ProbeOutcome};
-use crate::providers::UpstreamProbe;
+use crate::providers::{Upstream, UpstreamProbe};
 use crate::router::Router;
 
 /// The master key of the shipped example config: for trying HX out, never for a gateway others
@@ -82,8 +82,7 @@ pub fn check_config(
     }
     // Building the router builds every provider, which finds what the config alone cannot
     // (a local model directory that is missing, a header value that is not valid).
-    let http = reqwest::Client::new();
-    let router = Router::build(&config, &http);
+    let router = Router::build(&config);
     let mut disabled: Vec<_> = config.disabled.iter().chain(&router.disabled).collect();
     disabled.sort_by_key(|d| d.index);
     for d in disabled {
@@ -179,6 +178,11 @@ fn check_exposure(config: &GatewayConfig, host: &str, report: &mut Report) {
 /// upstream that answers 401/403 refused the deployment's key: an error too, since every
 /// request would fail the same way.
 async fn probe_upstreams(router: &Router, timeout: Duration) -> Vec<Result<String, String>> {
+    let upstream = match Upstream::new() {
+        Ok(upstream) => upstream,
+        Err(e) => return vec![Err(format!("no HTTP client for the upstream probes: {e}"))],
+    };
+    let upstream = &upstream;
     let mut members: Vec<_> = router.members().collect();
     members.sort_by_key(|m| m.deployment.index);
     let probes = members.iter().map(|m| async move {
@@ -189,7 +193,7 @@ async fn probe_upstreams(router: &Router, timeout: Duration) -> Vec<Result<Strin
             d.index,
             d.model_name
         );
-        match m.provider.probe_upstream(timeout).await {
+        match m.provider.probe_upstream(upstream, timeout).await {
             UpstreamProbe::InProcess => None,
             UpstreamProbe::Answered { url, status } if status == 401 || status == 403 => {
                 Some(Err(format!(

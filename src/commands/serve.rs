@@ -13,7 +13,8 @@ use super::cli::ServeArgs;
 use super::migrate::{connect_keys, migrations_enabled};
 use super::{ConfigSource, StartError, report_config};
 use crate::config::{ConfigError, EnvSource};
-use crate::gateway::{self, AppState};
+use crate::gateway::AppState;
+use crate::providers::Upstream;
 use crate::server;
 
 /// Serves until SIGTERM/SIGINT, reloading on SIGHUP.
@@ -34,8 +35,8 @@ pub async fn serve(
     if config.master_key.is_none() {
         tracing::warn!("serving WITHOUT authentication (--allow-unauthenticated)");
     }
-    let http = gateway::upstream_client().map_err(|e| StartError::Other(e.to_string()))?;
-    let state = AppState::new(config, http, allow_unauthenticated)
+    let upstream = Upstream::new().map_err(|e| StartError::Other(e.to_string()))?;
+    let state = AppState::new(config, upstream, allow_unauthenticated)
         .map_err(|e| StartError::Other(e.to_string()))?;
     spawn_background_probe(&state);
     // Opening the vector store (and taking its directory lock) happens off the start path; a

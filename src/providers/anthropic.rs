@@ -28,7 +28,6 @@ pub struct Anthropic {
     url: String,
     models_url: String,
     headers: HeaderMap,
-    http: reqwest::Client,
     secret: Option<String>,
 }
 
@@ -38,12 +37,11 @@ impl Anthropic {
         super::Listing {
             url: self.models_url.clone(),
             headers: &self.headers,
-            http: &self.http,
             secret: self.secret.as_deref(),
         }
     }
 
-    pub fn new(d: &Deployment, http: reqwest::Client) -> Result<Self, ProviderUnavailable> {
+    pub fn new(d: &Deployment) -> Result<Self, ProviderUnavailable> {
         let base = d.api_base.as_deref().unwrap_or(DEFAULT_BASE);
         // `api_base` may be given with or without the version segment.
         let base = base.trim_end_matches('/').trim_end_matches("/v1");
@@ -63,7 +61,6 @@ impl Anthropic {
             url: format!("{base}/v1/messages"),
             models_url: format!("{base}/v1/models"),
             headers,
-            http,
             secret: d.api_key.as_ref().map(|k| k.expose().to_string()),
         })
     }
@@ -86,7 +83,6 @@ impl native::Translating for Anthropic {
 
     fn exchange(&self) -> native::Exchange<'_> {
         native::Exchange {
-            http: &self.http,
             headers: &self.headers,
             secret: self.secret.as_deref(),
             errors: error_body,

@@ -20,7 +20,6 @@ pub struct Azure {
     /// Each endpoint's URL with `api-version`, parsed once; `None` when they do not parse.
     urls: Option<Box<[UpstreamUrl; 3]>>,
     headers: HeaderMap,
-    http: reqwest::Client,
     secret: Option<String>,
 }
 
@@ -34,12 +33,11 @@ impl Azure {
         super::Listing {
             url: format!("{resource}/models?api-version={}", self.api_version),
             headers: &self.headers,
-            http: &self.http,
             secret: self.secret.as_deref(),
         }
     }
 
-    pub fn new(d: &Deployment, http: reqwest::Client) -> Result<Self, ProviderUnavailable> {
+    pub fn new(d: &Deployment) -> Result<Self, ProviderUnavailable> {
         let base = d
             .api_base
             .clone()
@@ -68,7 +66,6 @@ impl Azure {
             deployment_url,
             urls,
             headers,
-            http,
             secret: d.api_key.as_ref().map(|k| k.expose().to_string()),
         })
     }
@@ -84,7 +81,6 @@ impl Azure {
             )));
         };
         exchange(
-            &super::client_for_thread(&self.http),
             endpoint_url(urls, request.endpoint),
             &self.headers,
             request,

@@ -28,7 +28,6 @@ pub struct Gemini {
     /// `{api_base}/v1beta`.
     base: String,
     headers: HeaderMap,
-    http: reqwest::Client,
     secret: Option<String>,
 }
 
@@ -38,12 +37,11 @@ impl Gemini {
         super::Listing {
             url: format!("{}/models", self.base),
             headers: &self.headers,
-            http: &self.http,
             secret: self.secret.as_deref(),
         }
     }
 
-    pub fn new(d: &Deployment, http: reqwest::Client) -> Result<Self, ProviderUnavailable> {
+    pub fn new(d: &Deployment) -> Result<Self, ProviderUnavailable> {
         let base = d
             .api_base
             .as_deref()
@@ -65,7 +63,6 @@ impl Gemini {
         Ok(Gemini {
             base,
             headers,
-            http,
             secret: d.api_key.as_ref().map(|k| k.expose().to_string()),
         })
     }
@@ -93,7 +90,6 @@ impl native::Translating for Gemini {
 
     fn exchange(&self) -> native::Exchange<'_> {
         native::Exchange {
-            http: &self.http,
             headers: &self.headers,
             secret: self.secret.as_deref(),
             errors: error_body,
@@ -155,7 +151,7 @@ impl native::Translating for Gemini {
             })
             .collect();
         let response = native::post_json(
-            &super::client_for_thread(&self.http),
+            request.upstream.http(),
             &self.url(&model, "batchEmbedContents"),
             &self.headers,
             &json!({"requests": requests}),

@@ -16,6 +16,8 @@ pub mod openai;
 pub mod sse;
 pub mod transport;
 
+pub use transport::Upstream;
+
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -30,6 +32,8 @@ use crate::error::{ApiError, ErrorKind};
 /// One request to one deployment.
 #[derive(Debug)]
 pub struct UpstreamRequest<'a> {
+    /// The clients to send with (the serving thread's own).
+    pub upstream: &'a Upstream,
     pub endpoint: Endpoint,
     pub deployment: &'a Deployment,
     /// The client's body, shared by every attempt; the provider rewrites `model` and
@@ -191,26 +195,20 @@ pub struct ProviderUnavailable(pub String);
 impl Provider {
     /// Builds the provider of a deployment. `mock_response` wins over the provider prefix,
     /// as in LiteLLM.
-    pub fn for_deployment(
-        d: &Deployment,
-        http: &reqwest::Client,
-    ) -> Result<Self, ProviderUnavailable> {
+    pub fn for_deployment(d: &Deployment) -> Result<Self, ProviderUnavailable> {
         if let Some(text) = &d.mock_response {
             return Ok(Provider::Mock(mock::Mock::new(text.clone())));
         }
         match d.provider {
-            ProviderKind::OpenAi | ProviderKind::HostedVllm => Ok(Provider::OpenAi(
-                openai::OpenAiCompatible::new(d, http.clone())?,
-            )),
-            ProviderKind::Azure => Ok(Provider::Azure(azure::Azure::new(d, http.clone())?)),
-            ProviderKind::Anthropic => Ok(Provider::Anthropic(anthropic::Anthropic::new(
-                d,
-                http.clone(),
-            )?)),
-            ProviderKind::Ollama | ProviderKind::OllamaChat => {
-                Ok(Provider::Ollama(ollama::Ollama::new(d, http.clone())?))
+            ProviderKind::OpenAi | ProviderKind::HostedVllm => {
+                Ok(Provider::OpenAi(openai::OpenAiCompatible::new(d)?))
             }
-            ProviderKind::Gemini => Ok(Provider::Gemini(gemini::Gemini::new(d, http.clone())?)),
+            ProviderKind::Azure => Ok(Provider::Azure(azure::Azure::new(d)?)),
+            ProviderKind::Anthropic => Ok(Provider::Anthropic(anthropic::Anthropic::new(d)?)),
+            ProviderKind::Ollama | ProviderKind::OllamaChat => {
+                Ok(Provider::Ollama(ollama::Ollama::new(d)?))
+            }
+            ProviderKind::Gemini => Ok(Provider::Gemini(gemini::Gemini::new(d)?)),
             ProviderKind::Local => Ok(Provider::Local(local::Local::new(d)?)),
         }
     }
@@ -236,7 +234,6 @@ impl Provider {
 pub struct Listing<'a> {
     pub url: String,
     headers: &'a reqwest::header::HeaderMap,
-    http: &'a reqwest::Client,
     /// The upstream key, scrubbed from any error text.
     secret: Option<&'a str>,
 }
@@ -256,7 +253,7 @@ impl Provider {
     /// Asks the deployment's upstream for its model listing, bounded by `timeout` (for
     /// `hx-gateway check`). Any HTTP answer shows the upstream reachable; the status tells
     /// whether it took the key.
-    pub async fn probe_upstream(&self, timeout: Duration) -> UpstreamProbe {
+    pub async fn probe_upstream(&self, upstream: &Upstream, timeout: Duration) -> UpstreamProbe {
         let listing = match self {
             Provider::OpenAi(p) => p.listing(),
             Provider::Azure(p) => p.listing(),
@@ -266,8 +263,8 @@ impl Provider {
             Provider::Mock(_) | Provider::Local(_) => return UpstreamProbe::InProcess,
         };
         let shown = crate::secret::redact_url(&listing.url);
-        let sent = listing
-            .http
+        let sent = upstream
+            .http()
             .get(&listing.url)
             .headers(listing.headers.clone())
             .timeout(timeout)
@@ -294,24 +291,4 @@ impl Provider {
             }
         }
     }
-}
-
-thread_local! {
-    /// The upstream client of a server thread (`lifecycle::serve_on_threads`): a connection
-    /// pool of its own, so an upstream connection is driven by the thread whose requests use
-    /// it instead of waking another thread for every request.
-    static THREAD_CLIENT: std::cell::RefCell<Option<reqwest::Client>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Gives the calling thread its own upstream client (see [`client_for_thread`]).
-pub fn use_thread_client(client: reqwest::Client) {
-    THREAD_CLIENT.with(|c| *c.borrow_mut() = Some(client));
-}
-
-/// The client for an upstream call: the thread's own when it has one, else the shared one.
-pub(crate) fn client_for_thread(shared: &reqwest::Client) -> reqwest::Client {
-    THREAD_CLIENT
-        .with(|c| c.borrow().clone())
-        .unwrap_or_else(|| shared.clone())
 }

@@ -42,7 +42,6 @@ pub struct Ollama {
     /// `ollama_chat/`: `/api/chat`; `ollama/`: `/api/generate`.
     chat_api: bool,
     headers: HeaderMap,
-    http: reqwest::Client,
     secret: Option<String>,
 }
 
@@ -52,12 +51,11 @@ impl Ollama {
         super::Listing {
             url: format!("{}/api/tags", self.base),
             headers: &self.headers,
-            http: &self.http,
             secret: self.secret.as_deref(),
         }
     }
 
-    pub fn new(d: &Deployment, http: reqwest::Client) -> Result<Self, ProviderUnavailable> {
+    pub fn new(d: &Deployment) -> Result<Self, ProviderUnavailable> {
         let mut headers = extra_headers(d)?;
         // Plain Ollama needs no key; one set is sent as a bearer token (Ollama behind an
         // authenticating proxy, or ollama.com).
@@ -80,7 +78,6 @@ impl Ollama {
                 .to_string(),
             chat_api: d.provider == ProviderKind::OllamaChat,
             headers,
-            http,
             secret: d.api_key.as_ref().map(|k| k.expose().to_string()),
         })
     }
@@ -111,7 +108,6 @@ impl native::Translating for Ollama {
 
     fn exchange(&self) -> native::Exchange<'_> {
         native::Exchange {
-            http: &self.http,
             headers: &self.headers,
             secret: self.secret.as_deref(),
             errors: error_body,
@@ -188,7 +184,7 @@ impl native::Translating for Ollama {
         }
         let url = format!("{}/api/embed", self.base);
         let response = native::post_json(
-            &super::client_for_thread(&self.http),
+            request.upstream.http(),
             &url,
             &self.headers,
             &payload,

@@ -21,7 +21,6 @@ pub struct OpenAiCompatible {
     /// then fails as an unreachable upstream (502) naming the redacted `api_base`.
     urls: Option<Box<[UpstreamUrl; 3]>>,
     headers: HeaderMap,
-    http: reqwest::Client,
     /// Upstream key, to scrub from any error text an upstream echoes back.
     secret: Option<String>,
 }
@@ -32,12 +31,11 @@ impl OpenAiCompatible {
         super::Listing {
             url: format!("{}/models", self.base_url.trim_end_matches('/')),
             headers: &self.headers,
-            http: &self.http,
             secret: self.secret.as_deref(),
         }
     }
 
-    pub fn new(d: &Deployment, http: reqwest::Client) -> Result<Self, ProviderUnavailable> {
+    pub fn new(d: &Deployment) -> Result<Self, ProviderUnavailable> {
         let base_url = d
             .api_base
             .clone()
@@ -63,7 +61,6 @@ impl OpenAiCompatible {
             base_url,
             urls,
             headers,
-            http,
             secret: d.api_key.as_ref().map(|k| k.expose().to_string()),
         })
     }
@@ -72,7 +69,6 @@ impl OpenAiCompatible {
         &self,
         request: UpstreamRequest<'_>,
     ) -> Result<ProviderResponse, ProviderError> {
-        let http = super::client_for_thread(&self.http);
         let secret = self.secret.as_deref();
         let Some(urls) = self.urls.as_deref() else {
             return Err(ProviderError::Connect(format!(
@@ -81,7 +77,6 @@ impl OpenAiCompatible {
             )));
         };
         exchange(
-            &http,
             endpoint_url(urls, request.endpoint),
             &self.headers,
             request,
@@ -117,14 +112,13 @@ pub fn endpoint_url(urls: &[UpstreamUrl; 3], endpoint: Endpoint) -> &UpstreamUrl
 
 /// One OpenAI-wire exchange, shared by every OpenAI-shaped provider (OpenAI, vLLM, Azure).
 pub async fn exchange(
-    http: &reqwest::Client,
     url: &UpstreamUrl,
     headers: &HeaderMap,
     request: UpstreamRequest<'_>,
     secret: Option<&str>,
 ) -> Result<ProviderResponse, ProviderError> {
     let mut body = WireBody::new(&request);
-    let result = send(http, url, headers, &body, &request, secret).await;
+    let result = send(url, headers, &body, &request, secret).await;
     match result {
         // An upstream that does not know `stream_options` is asked again without it; usage
         // is then estimated by the caller.
@@ -136,7 +130,7 @@ pub async fn exchange(
             && String::from_utf8_lossy(answer).contains("stream_options") =>
         {
             body.stream_options = StreamOptions::Omit;
-            send(http, url, headers, &body, &request, secret).await
+            send(url, headers, &body, &request, secret).await
         }
         other => other,
     }
@@ -265,7 +259,6 @@ impl Serialize for WithIncludeUsage<'_> {
 }
 
 async fn send(
-    http: &reqwest::Client,
     url: &UpstreamUrl,
     headers: &HeaderMap,
     body: &WireBody<'_>,
@@ -274,7 +267,15 @@ async fn send(
 ) -> Result<ProviderResponse, ProviderError> {
     let payload = serde_json::to_vec(body).map_err(|e| ProviderError::Connect(e.to_string()))?;
     let timeout = request.timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let response = transport::post(http, url, headers, payload.into(), timeout, secret).await?;
+    let response = transport::post(
+        request.upstream,
+        url,
+        headers,
+        payload.into(),
+        timeout,
+        secret,
+    )
+    .await?;
     let status = response.status;
     if !status.is_success() {
         let retry_after = parse_retry_after(&response.headers);
@@ -306,6 +307,7 @@ mod tests {
 
     use super::*;
     use crate::config::GatewayConfig;
+    use crate::providers::Upstream;
 
     fn deployment(params: &str) -> Deployment {
         let yaml = format!(
@@ -358,11 +360,13 @@ mod tests {
             json!({"model": "group", "stream": true, "stream_options": null}),
             json!({"model": "group", "stream": false, "stream_options": {"include_usage": false}}),
         ];
+        let upstream = Upstream::new().unwrap();
         for deployment in [&plain, &defaults] {
             for body in &bodies {
                 let body = body.as_object().unwrap();
                 for want_stream_usage in [true, false] {
                     let request = UpstreamRequest {
+                        upstream: &upstream,
                         endpoint: Endpoint::Chat,
                         deployment,
                         body,
@@ -384,7 +388,9 @@ mod tests {
         let deployment = deployment("");
         let body =
             json!({"model": "group", "stream": true, "messages": [], "stream_options": {"x": 1}});
+        let upstream = Upstream::new().unwrap();
         let request = UpstreamRequest {
+            upstream: &upstream,
             endpoint: Endpoint::Chat,
             deployment: &deployment,
             body: body.as_object().unwrap(),

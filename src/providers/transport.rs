@@ -9,7 +9,7 @@
 //! client, which reqwest itself is built on, does the exchange without them. reqwest keeps
 //! what it does best: TLS, proxies (`HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`), HTTP/2.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -61,14 +61,53 @@ impl UpstreamUrl {
 
 type DirectClient = Client<HttpConnector, Full<Bytes>>;
 
-thread_local! {
-    /// hyper's client for the calling thread: each server thread keeps its own pool (see
-    /// `providers::use_thread_client`), so an upstream connection is driven by the thread whose
-    /// requests use it.
-    static DIRECT: DirectClient = direct_client();
+/// The clients upstream calls go through: reqwest's and hyper's pooled clients, built once
+/// and passed down with every request (`UpstreamRequest::upstream`), never held by a provider.
+///
+/// Each server thread has one of its own (`server::threads`), so an upstream connection is
+/// driven by the thread whose requests use it instead of waking another thread for every
+/// request; work off the server threads (background probes, `check`) uses the gateway's
+/// shared one. Cloning is one reference count.
+#[derive(Clone)]
+pub struct Upstream {
+    clients: Arc<Clients>,
 }
 
-/// The same pool settings as the reqwest client (`gateway::upstream_client`).
+struct Clients {
+    reqwest: reqwest::Client,
+    direct: DirectClient,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Upstream")
+    }
+}
+
+impl Upstream {
+    /// A new pair of connection pools (256 idle connections per host, kept 90 s, no Nagle,
+    /// 10 s to connect), the same settings for both clients.
+    pub fn new() -> Result<Self, reqwest::Error> {
+        let reqwest = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Upstream {
+            clients: Arc::new(Clients {
+                reqwest,
+                direct: direct_client(),
+            }),
+        })
+    }
+
+    /// reqwest's client, for the exchanges that need TLS, proxies or HTTP/2.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.clients.reqwest
+    }
+}
+
 fn direct_client() -> DirectClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
@@ -94,7 +133,7 @@ enum ResponseBody {
 
 /// POSTs `payload` to `url` and waits for the response headers, at most `timeout`.
 pub async fn post(
-    http: &reqwest::Client,
+    upstream: &Upstream,
     url: &UpstreamUrl,
     headers: &HeaderMap,
     payload: Bytes,
@@ -104,7 +143,8 @@ pub async fn post(
     let no_answer =
         || ProviderError::Timeout(format!("no answer within {}s", timeout.as_secs_f64()));
     let Some(uri) = &url.direct else {
-        let pending = http
+        let pending = upstream
+            .http()
             .post(url.url.clone())
             .headers(headers.clone())
             .body(payload)
@@ -123,7 +163,7 @@ pub async fn post(
     *request.method_mut() = hyper::Method::POST;
     *request.uri_mut() = uri.clone();
     *request.headers_mut() = headers.clone();
-    let pending = DIRECT.with(|client| client.request(request));
+    let pending = upstream.clients.direct.request(request);
     let response = tokio::time::timeout(timeout, pending)
         .await
         .map_err(|_| no_answer())?

@@ -11,13 +11,14 @@ use crate::api::Endpoint;
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorKind};
 use crate::gateway::AppState;
-use crate::providers::ProviderResponse;
+use crate::providers::{ProviderResponse, Upstream};
 use crate::rag::Embedder;
 use crate::router::{RouteFailure, RouteRequest};
 
 /// Embeds with `EMBEDDING_MODEL` on behalf of one caller.
 pub struct RouterEmbedder<'a> {
     pub state: &'a AppState,
+    pub upstream: &'a Upstream,
     pub caller: &'a Caller,
 }
 
@@ -75,6 +76,7 @@ impl RouterEmbedder<'_> {
         let routed = runtime
             .router
             .execute(RouteRequest {
+                upstream: self.upstream,
                 endpoint: Endpoint::Embedding,
                 model: &model,
                 body,

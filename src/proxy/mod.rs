@@ -17,7 +17,7 @@ use crate::api::{Endpoint, Usage};
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::gateway::AppState;
-use crate::providers::ProviderResponse;
+use crate::providers::{ProviderResponse, Upstream};
 use crate::router::{RouteFailure, RouteRequest, Routed};
 
 /// Body fields that steer the gateway and are not sent upstream.
@@ -184,9 +184,10 @@ pub struct Reply {
     pub body: ReplyBody,
 }
 
-/// Runs one LLM request end to end.
+/// Runs one LLM request end to end; the upstream calls go through `upstream`.
 pub async fn handle(
     state: &AppState,
+    upstream: &Upstream,
     caller: &Caller,
     mut request: LlmRequest,
     started: Instant,
@@ -254,6 +255,7 @@ pub async fn handle(
         .await
         .map_err(ApiError::from)?;
     let route = RouteRequest {
+        upstream,
         endpoint: request.endpoint,
         model: &request.model,
         body: request.body,

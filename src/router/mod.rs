@@ -17,7 +17,7 @@ use crate::api::Endpoint;
 use crate::config::{Deployment, DisabledDeployment, GatewayConfig, RoutingConfig};
 use crate::error::{ApiError, ErrorKind};
 use crate::limits::{Admission, LimitRejection, LimitRequest, LimitScope, RateLimiter};
-use crate::providers::{Provider, ProviderError, ProviderResponse, UpstreamRequest};
+use crate::providers::{Provider, ProviderError, ProviderResponse, Upstream, UpstreamRequest};
 
 /// A deployment with its provider and the live numbers routing decides on.
 pub struct Member {
@@ -103,6 +103,8 @@ pub struct Group {
 
 /// One request for the router.
 pub struct RouteRequest<'a> {
+    /// The clients the upstream calls go through (the serving thread's own).
+    pub upstream: &'a Upstream,
     pub endpoint: Endpoint,
     pub model: &'a str,
     pub body: Map<String, Value>,
@@ -163,14 +165,14 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn build(config: &GatewayConfig, http: &reqwest::Client) -> Self {
+    pub fn build(config: &GatewayConfig) -> Self {
         // Fixed before any deadline is measured from it.
         LazyLock::force(&EPOCH);
         let mut groups: HashMap<String, Vec<Arc<Member>>> = HashMap::new();
         let mut order: Vec<String> = Vec::new();
         let mut disabled = Vec::new();
         for d in &config.deployments {
-            match Provider::for_deployment(d, http) {
+            match Provider::for_deployment(d) {
                 Ok(provider) => {
                     if !groups.contains_key(&d.model_name) {
                         order.push(d.model_name.clone());
@@ -565,6 +567,7 @@ impl Router {
             plain
         };
         let upstream = UpstreamRequest {
+            upstream: request.upstream,
             endpoint: request.endpoint,
             deployment: d,
             body: &request.body,

@@ -185,7 +185,7 @@ mod tests {
         }
         let config =
             GatewayConfig::from_yaml_str(&yaml, &HashMap::<String, String>::new()).unwrap();
-        let router = Router::build(&config, &reqwest::Client::new());
+        let router = Router::build(&config);
         router.group("g").unwrap().members.clone()
     }
 

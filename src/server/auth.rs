@@ -1,8 +1,6 @@
 //! Who is calling, as axum extractors: handlers state the permission they need in their
 //! signature, [`Caller`] for any valid key, [`MasterKey`] for admin routes.
 
-use std::sync::Arc;
-
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
@@ -10,6 +8,7 @@ use axum::http::request::Parts;
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorKind};
 use crate::gateway::AppState;
+use crate::server::ServerState;
 
 /// The key presented by a client: `Authorization: Bearer`, `x-api-key` or `api-key`.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
@@ -60,14 +59,14 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
     }
 }
 
-impl FromRequestParts<Arc<AppState>> for Caller {
+impl FromRequestParts<ServerState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &Arc<AppState>,
+        state: &ServerState,
     ) -> Result<Self, Self::Rejection> {
-        authenticate(state, &parts.headers).await
+        authenticate(&state.gateway, &parts.headers).await
     }
 }
 
@@ -75,14 +74,14 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 #[derive(Debug, Clone, Copy)]
 pub struct MasterKey;
 
-impl FromRequestParts<Arc<AppState>> for MasterKey {
+impl FromRequestParts<ServerState> for MasterKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &Arc<AppState>,
+        state: &ServerState,
     ) -> Result<Self, Self::Rejection> {
-        match authenticate(state, &parts.headers).await? {
+        match authenticate(&state.gateway, &parts.headers).await? {
             Caller::Master | Caller::Anonymous => Ok(MasterKey),
             Caller::Key(_) => Err(ApiError::auth("This route needs the master key.")),
         }

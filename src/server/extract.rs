@@ -4,7 +4,6 @@
 //! `/v1/rag/*`).
 
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Request};
@@ -13,16 +12,16 @@ use serde_json::{Map, Value};
 use crate::api::body::{RequestBody, read};
 use crate::api::fields::parse_object;
 use crate::error::{ApiError, ErrorKind};
-use crate::gateway::AppState;
+use crate::server::ServerState;
 
 /// A JSON object body, size-limited by `general_settings.max_request_size_mb`.
 pub struct JsonObject(pub Map<String, Value>);
 
-impl FromRequest<Arc<AppState>> for JsonObject {
+impl FromRequest<ServerState> for JsonObject {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let limit = state.runtime().config.max_request_bytes;
+    async fn from_request(req: Request, state: &ServerState) -> Result<Self, Self::Rejection> {
+        let limit = state.gateway.runtime().config.max_request_bytes;
         let body: Body = req.into_body();
         let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
             let too_large = std::error::Error::source(&e)
@@ -56,10 +55,10 @@ impl<T: RequestBody> Typed<T> {
     }
 }
 
-impl<T> FromRequest<Arc<AppState>> for Typed<T> {
+impl<T> FromRequest<ServerState> for Typed<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &ServerState) -> Result<Self, Self::Rejection> {
         let JsonObject(body) = JsonObject::from_request(req, state).await?;
         Ok(Typed {
             body,

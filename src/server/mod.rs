@@ -6,7 +6,10 @@ pub mod auth;
 pub mod extract;
 pub mod response;
 pub mod routes;
+pub mod state;
 pub mod threads;
+
+pub use state::ServerState;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,8 +29,13 @@ use crate::gateway::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Every route the gateway serves.
+/// Every route the gateway serves, sending upstream with the gateway's shared clients.
 pub fn app(state: Arc<AppState>) -> Router {
+    app_with(ServerState::shared(state))
+}
+
+/// Every route the gateway serves, on one server thread's state.
+pub fn app_with(state: ServerState) -> Router {
     let mut router = Router::new();
     // Each OpenAI route with and without `/v1`, as LiteLLM serves them. Registered twice
     // rather than nested: a nested router costs every request a second route match, a path
@@ -105,20 +113,20 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_on(listener, state, shutdown).await
+    serve_on(listener, ServerState::shared(state), shutdown).await
 }
 
 /// [`serve`] on any listener (the server threads get connections handed to them).
 pub(crate) async fn serve_on<L>(
     listener: L,
-    state: Arc<AppState>,
+    state: ServerState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
     L: axum::serve::Listener<Io = tokio::net::TcpStream>,
     L::Addr: std::fmt::Debug,
 {
-    let app = app(state);
+    let app = app_with(state);
     // Small JSON answers must not wait on Nagle's algorithm for the client's delayed ACK.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {

@@ -6,7 +6,7 @@
 //! at full load the futex wake-ups and context switches cost more than the work itself: two
 //! workers served no more requests per second than one (bench/). Here a connection, the tasks
 //! its requests spawn and the upstream connections they use (each server thread has its own
-//! upstream client, see `providers::use_thread_client`) stay on one thread. Connections are
+//! upstream clients, `server::ServerState`) stay on one thread. Connections are
 //! dealt round-robin rather than accepted by whichever thread wakes first, which gave one
 //! thread every connection of a client opening them all at once.
 
@@ -17,7 +17,9 @@ use axum::serve::Listener;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::ServerState;
 use crate::gateway::AppState;
+use crate::providers::Upstream;
 
 /// Connections accepted by the acceptor, handed to one server thread.
 struct HandedOff {
@@ -68,12 +70,17 @@ pub fn serve_on_threads(
         std::thread::Builder::new()
             .name(format!("hx-server-{index}"))
             .spawn(move || {
-                match crate::gateway::upstream_client() {
-                    Ok(client) => crate::providers::use_thread_client(client),
+                let upstream = match Upstream::new() {
+                    Ok(upstream) => upstream,
                     Err(e) => {
                         tracing::warn!(error = %e, "server thread uses the shared upstream client");
+                        state.upstream.clone()
                     }
-                }
+                };
+                let state = ServerState {
+                    gateway: state,
+                    upstream,
+                };
                 let result = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()

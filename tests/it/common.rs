@@ -12,7 +12,8 @@ use axum::body::Body;
 use axum::response::Response;
 use axum::routing::post;
 use hx_gateway::config::GatewayConfig;
-use hx_gateway::gateway::{self, AppState};
+use hx_gateway::gateway::AppState;
+use hx_gateway::providers::Upstream;
 use hx_gateway::server;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
@@ -49,7 +50,7 @@ impl TestGateway {
         // A config may name a database that is down on purpose (health tests): the gateway
         // then serves without its key store, as it does while one is unreachable.
         let keys = hx_gateway::commands::migrate::connect_keys(&config, true).await;
-        let http = gateway::upstream_client().expect("http client");
+        let http = Upstream::new().expect("http client");
         let state = AppState::new(config, http, false).expect("state");
         match keys {
             Ok(keys) => state.set_keys(keys),

@@ -612,7 +612,7 @@ async fn server_threads_serve_many_keep_alive_clients_and_stop_on_shutdown() {
         &std::collections::HashMap::<String, String>::new(),
     )
     .expect("config loads");
-    let http = hx_gateway::gateway::upstream_client().expect("http client");
+    let http = hx_gateway::providers::Upstream::new().expect("http client");
     let state = hx_gateway::gateway::AppState::new(config, http, false).expect("state");
     state.set_ready();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

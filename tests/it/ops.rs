@@ -225,7 +225,7 @@ async fn readiness_is_503_until_ready() {
     .unwrap();
     let state = hx_gateway::gateway::AppState::new(
         config,
-        hx_gateway::gateway::upstream_client().unwrap(),
+        hx_gateway::providers::Upstream::new().unwrap(),
         false,
     )
     .unwrap();

@@ -34,10 +34,9 @@ use super::{ProviderError, ProviderResponse, UpstreamRequest};
 use crate::api::Endpoint;
 use crate::error::ApiError;
 
-/// What every call of a provider sends with: its client, headers (key included), the key to
-/// scrub from error texts, and how its error bodies become OpenAI's.
+/// What every call of a provider sends with: its headers (key included), the key to scrub
+/// from error texts, and how its error bodies become OpenAI's.
 pub struct Exchange<'a> {
-    pub http: &'a reqwest::Client,
     pub headers: &'a HeaderMap,
     pub secret: Option<&'a str>,
     pub errors: ErrorTranslator,
@@ -135,7 +134,7 @@ pub async fn call<P: Translating>(
     let (url, payload) = provider.chat_request(body, &model, &request)?;
     let exchange = provider.exchange();
     let response = post_json(
-        &super::client_for_thread(exchange.http),
+        request.upstream.http(),
         &url,
         exchange.headers,
         &payload,

@@ -10,42 +10,47 @@ use crate::api::Endpoint;
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::gateway::AppState;
+use crate::providers::Upstream;
 use crate::proxy::{self, LlmRequest};
 use crate::server::access_log::RequestLogInfo;
 use crate::server::extract::JsonObject;
 
 pub async fn chat_completions(
     state: State<Arc<AppState>>,
+    upstream: State<Upstream>,
     caller: Caller,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
-    Ok(run_logged(state, caller, Endpoint::Chat, body).await)
+    Ok(run_logged(state, upstream, caller, Endpoint::Chat, body).await)
 }
 
 pub async fn completions(
     state: State<Arc<AppState>>,
+    upstream: State<Upstream>,
     caller: Caller,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
-    Ok(run_logged(state, caller, Endpoint::Completion, body).await)
+    Ok(run_logged(state, upstream, caller, Endpoint::Completion, body).await)
 }
 
 pub async fn embeddings(
     state: State<Arc<AppState>>,
+    upstream: State<Upstream>,
     caller: Caller,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
-    Ok(run_logged(state, caller, Endpoint::Embedding, body).await)
+    Ok(run_logged(state, upstream, caller, Endpoint::Embedding, body).await)
 }
 
 async fn run_logged(
     state: State<Arc<AppState>>,
+    upstream: State<Upstream>,
     caller: Caller,
     endpoint: Endpoint,
     body: JsonObject,
 ) -> Response {
     let info = RequestLogInfo::of(&caller);
-    let mut response = match run(state, caller, endpoint, body).await {
+    let mut response = match run(state, upstream, caller, endpoint, body).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     };
@@ -55,12 +60,13 @@ async fn run_logged(
 
 async fn run(
     State(state): State<Arc<AppState>>,
+    State(upstream): State<Upstream>,
     caller: Caller,
     endpoint: Endpoint,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let request = LlmRequest::parse(endpoint, body)?;
-    let reply = proxy::handle(&state, &caller, request, started).await?;
+    let reply = proxy::handle(&state, &upstream, &caller, request, started).await?;
     Ok(crate::server::response::into_response(reply))
 }

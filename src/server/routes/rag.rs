@@ -13,6 +13,7 @@ use crate::api::body::RequestBody;
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorKind};
 use crate::gateway::AppState;
+use crate::providers::Upstream;
 use crate::proxy::embedder::RouterEmbedder;
 use crate::rag::{
     DeleteRequest, PointsRequest, RagOperation as Operation, RagRequest, RagScope, SearchRequest,
@@ -39,13 +40,18 @@ fn scope(caller: &Caller) -> Result<RagScope, ApiError> {
 /// The caller's scope and budget are checked before the body's fields.
 async fn run<T: RequestBody + Into<RagRequest>>(
     state: &AppState,
+    upstream: &Upstream,
     caller: &Caller,
     operation: Operation,
     body: Typed<T>,
 ) -> Result<Json<Value>, ApiError> {
     let scope = scope(caller)?;
     caller.check_budget()?;
-    let embedder = RouterEmbedder { state, caller };
+    let embedder = RouterEmbedder {
+        state,
+        upstream,
+        caller,
+    };
     let request = body.read().map(Into::into);
     let result = state.rag.run(operation, &scope, &embedder, request).await;
     result.map(Json)
@@ -53,33 +59,37 @@ async fn run<T: RequestBody + Into<RagRequest>>(
 
 pub async fn search(
     State(state): State<Arc<AppState>>,
+    State(upstream): State<Upstream>,
     caller: Caller,
     body: Typed<SearchRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    run(&state, &caller, Operation::Search, body).await
+    run(&state, &upstream, &caller, Operation::Search, body).await
 }
 
 pub async fn upsert(
     State(state): State<Arc<AppState>>,
+    State(upstream): State<Upstream>,
     caller: Caller,
     body: Typed<UpsertRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    run(&state, &caller, Operation::Upsert, body).await
+    run(&state, &upstream, &caller, Operation::Upsert, body).await
 }
 
 pub async fn delete(
     State(state): State<Arc<AppState>>,
+    State(upstream): State<Upstream>,
     caller: Caller,
     body: Typed<DeleteRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    run(&state, &caller, Operation::Delete, body).await
+    run(&state, &upstream, &caller, Operation::Delete, body).await
 }
 
 /// `POST /v1/rag/points`: stored points by filter, a page at a time (used by `rag ingest`).
 pub async fn points(
     State(state): State<Arc<AppState>>,
+    State(upstream): State<Upstream>,
     caller: Caller,
     body: Typed<PointsRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    run(&state, &caller, Operation::Points, body).await
+    run(&state, &upstream, &caller, Operation::Points, body).await
 }
