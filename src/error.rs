@@ -70,6 +70,49 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// The same table's Anthropic column: the error `type` of Anthropic's error shape
+    /// (`/v1/messages`), with the same status. Anthropic has no types of its own for the
+    /// gateway's auth and budget conditions; they take the type of their status.
+    pub fn anthropic_type(&self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest | ErrorKind::MethodNotAllowed | ErrorKind::BudgetExceeded => {
+                "invalid_request_error"
+            }
+            ErrorKind::PayloadTooLarge => "request_too_large",
+            ErrorKind::Auth | ErrorKind::ExpiredKey | ErrorKind::ModelAccessDenied => {
+                "authentication_error"
+            }
+            ErrorKind::Permission => "permission_error",
+            ErrorKind::NotFound => "not_found_error",
+            ErrorKind::RateLimit => "rate_limit_error",
+            ErrorKind::UpstreamConnection | ErrorKind::Internal => "api_error",
+            ErrorKind::Timeout => "timeout_error",
+            ErrorKind::Unavailable => "overloaded_error",
+            ErrorKind::Upstream(code) => match code {
+                400 | 422 => "invalid_request_error",
+                401 => "authentication_error",
+                403 => "permission_error",
+                404 => "not_found_error",
+                413 => "request_too_large",
+                429 => "rate_limit_error",
+                408 | 504 => "timeout_error",
+                503 | 529 => "overloaded_error",
+                _ => "api_error",
+            },
+        }
+    }
+}
+
+/// The protocol whose error shape a route answers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `{"error": {"message", "type", "param", "code"}}`.
+    OpenAi,
+    /// `{"type": "error", "error": {"type", "message"}}` (`/v1/messages`).
+    Anthropic,
+}
+
 /// OpenAI's error type for an upstream status that came without an OpenAI-shaped body.
 fn upstream_type(status: StatusCode) -> &'static str {
     match status.as_u16() {
@@ -163,6 +206,74 @@ impl ApiError {
     pub fn sse_event(&self) -> String {
         format!("data: {}\n\n", self.body_json())
     }
+
+    /// Anthropic's error body: `{"type": "error", "error": {"type", "message"}}`.
+    pub fn anthropic_json(&self) -> serde_json::Value {
+        json!({"type": "error", "error": {
+            "type": self.kind.anthropic_type(),
+            "message": self.message,
+        }})
+    }
+
+    /// The `event: error` SSE event that ends a Messages stream which failed after it started.
+    pub fn anthropic_sse_event(&self) -> String {
+        format!("event: error\ndata: {}\n\n", self.anthropic_json())
+    }
+
+    /// The body in a protocol's shape. An upstream's own body passes through verbatim when it
+    /// already has that shape (an OpenAI upstream's error on an OpenAI route, an Anthropic
+    /// upstream's on `/v1/messages`).
+    fn body_for(&self, protocol: Protocol) -> bytes::Bytes {
+        match (protocol, &self.raw_body) {
+            (Protocol::OpenAi, Some(raw)) if !is_anthropic_error(raw) => raw.clone(),
+            (Protocol::OpenAi, _) => bytes::Bytes::from(self.body_json().to_string()),
+            (Protocol::Anthropic, Some(raw)) if is_anthropic_error(raw) => raw.clone(),
+            (Protocol::Anthropic, _) => bytes::Bytes::from(self.anthropic_json().to_string()),
+        }
+    }
+
+    /// The response: status, the body in `protocol`'s shape, `retry-after` and the extra
+    /// headers. The one place an error becomes a response.
+    pub fn into_response_as(self, protocol: Protocol) -> Response {
+        let status = self.status();
+        let body = self.body_for(protocol);
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        for (name, value) in self.0.headers {
+            headers.insert(name, value);
+        }
+        response
+    }
+}
+
+/// Whether a body is Anthropic's error shape (`"type": "error"` at the top).
+fn is_anthropic_error(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .is_some_and(|v| v.get("type").and_then(|t| t.as_str()) == Some("error"))
+}
+
+/// An error answered in Anthropic's shape (the Messages routes' handlers return it).
+#[derive(Debug)]
+pub struct AnthropicError(pub ApiError);
+
+impl From<ApiError> for AnthropicError {
+    fn from(error: ApiError) -> Self {
+        AnthropicError(error)
+    }
+}
+
+impl IntoResponse for AnthropicError {
+    fn into_response(self) -> Response {
+        self.0.into_response_as(Protocol::Anthropic)
+    }
 }
 
 impl std::ops::Deref for ApiError {
@@ -189,24 +300,7 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let body = match &self.raw_body {
-            Some(raw) => raw.clone(),
-            None => bytes::Bytes::from(self.body_json().to_string()),
-        };
-        let mut response = (status, body).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        if let Some(seconds) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        for (name, value) in self.0.headers {
-            headers.insert(name, value);
-        }
-        response
+        self.into_response_as(Protocol::OpenAi)
     }
 }
 

@@ -9,7 +9,8 @@ pub fn rough_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
 }
 
-/// A rough prompt size: the text of `messages`, `prompt` or `input`.
+/// A rough prompt size: the text of `messages`, `prompt` or `input` (and Anthropic's
+/// top-level `system`).
 pub fn estimate_prompt_tokens(body: &Map<String, Value>) -> u64 {
     fn text_len(v: &Value) -> u64 {
         match v {
@@ -25,7 +26,7 @@ pub fn estimate_prompt_tokens(body: &Map<String, Value>) -> u64 {
             _ => 0,
         }
     }
-    ["messages", "prompt", "input"]
+    ["messages", "prompt", "input", "system"]
         .iter()
         .filter_map(|k| body.get(*k))
         .map(text_len)

@@ -6,16 +6,19 @@
 
 pub mod body;
 pub mod fields;
+pub mod messages;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-/// The OpenAI endpoint a request came in on.
+/// The endpoint a request came in on: OpenAI's three, and Anthropic's Messages API
+/// ([`messages`]), which reaches a provider that does not speak it translated into `Chat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     Chat,
     Completion,
     Embedding,
+    Messages,
 }
 
 impl Endpoint {
@@ -26,6 +29,7 @@ impl Endpoint {
             Endpoint::Chat => "acompletion",
             Endpoint::Completion => "atext_completion",
             Endpoint::Embedding => "aembedding",
+            Endpoint::Messages => "anthropic_messages",
         }
     }
 
@@ -33,6 +37,9 @@ impl Endpoint {
     /// `None` for call types this gateway does not serve (`rerank`, transcriptions and the
     /// like), which are ignored as before.
     pub fn from_call_type(name: &str) -> Option<Self> {
+        if name == "anthropic_messages" {
+            return Some(Endpoint::Messages);
+        }
         match name.trim_start_matches('a') {
             "completion" => Some(Endpoint::Chat),
             "text_completion" => Some(Endpoint::Completion),
@@ -41,10 +48,11 @@ impl Endpoint {
         }
     }
 
-    /// The path below an OpenAI-compatible base URL.
+    /// The path below an OpenAI-compatible base URL (a Messages request is sent there as a
+    /// chat completion).
     pub fn openai_path(self) -> &'static str {
         match self {
-            Endpoint::Chat => "/chat/completions",
+            Endpoint::Chat | Endpoint::Messages => "/chat/completions",
             Endpoint::Completion => "/completions",
             Endpoint::Embedding => "/embeddings",
         }
@@ -96,6 +104,22 @@ pub struct StreamChunk {
     pub usage: Option<Usage>,
     /// A chunk that carries only usage (no choices): dropped when the client did not ask.
     pub usage_only: bool,
+}
+
+/// Reads the top-level `usage` out of an answer of `endpoint` (OpenAI's shape, or Anthropic's
+/// for Messages): only that value is parsed.
+pub fn answer_usage(endpoint: Endpoint, body: &[u8]) -> Option<Usage> {
+    match endpoint {
+        Endpoint::Messages => {
+            let value = top_level_value(body, b"usage")?;
+            let mut parser = serde_json::Deserializer::from_slice(value);
+            Option::<messages::MessagesUsage>::deserialize(&mut parser)
+                .ok()
+                .flatten()
+                .map(Usage::from)
+        }
+        _ => usage_of(body),
+    }
 }
 
 /// Reads the top-level `usage` out of an OpenAI-shaped JSON answer: only that value is parsed.

@@ -68,7 +68,12 @@ impl Default for CacheSettings {
             backend: CacheBackendKind::Local,
             ttl: Duration::from_secs(600),
             namespace: None,
-            supported_call_types: vec![Endpoint::Chat, Endpoint::Completion, Endpoint::Embedding],
+            supported_call_types: vec![
+                Endpoint::Chat,
+                Endpoint::Completion,
+                Endpoint::Embedding,
+                Endpoint::Messages,
+            ],
             mode: CacheMode::DefaultOn,
             max_bytes: 256 * 1024 * 1024,
             key_prefix: "hx:cache".to_string(),

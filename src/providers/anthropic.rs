@@ -2,6 +2,7 @@
 //! (system prompt pulled out, content blocks, tools, `max_tokens` always set), and answers,
 //! stream events, usage and errors come back in OpenAI's shape.
 
+use futures::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -71,6 +72,64 @@ impl Anthropic {
     ) -> Result<ProviderResponse, ProviderError> {
         native::call(self, request).await
     }
+
+    /// A Messages request in Anthropic's own wire format: the body forwarded with the model
+    /// renamed (the deployment's defaults added, nothing else touched: `cache_control`,
+    /// thinking blocks and signatures pass as sent), the client's `anthropic-version` and
+    /// `anthropic-beta` with it; the answer and every stream event passed back as they come,
+    /// usage read on the way for spend. Errors keep Anthropic's body.
+    pub async fn messages(
+        &self,
+        request: UpstreamRequest<'_>,
+    ) -> Result<ProviderResponse, ProviderError> {
+        let mut body = native::body_with_defaults(&request);
+        let model = request.deployment.upstream_model(request.requested_model);
+        body.insert("model".into(), Value::String(model));
+        let mut headers = self.headers.clone();
+        for (name, value) in request.forward_headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        let secret = self.secret.as_deref();
+        let response = native::post_json(
+            request.upstream.http(),
+            &self.url,
+            &headers,
+            &body,
+            request.timeout,
+            secret,
+            anthropic_error_body,
+        )
+        .await?;
+        if request.stream {
+            let mut usage = crate::api::messages::NativeUsage::default();
+            let events = super::sse::response_events(response).map(move |event| {
+                let (name, data) = event?;
+                let seen = usage.on_event(&name, &data);
+                let name = if name.is_empty() { "message" } else { &name };
+                let mut framed = String::with_capacity(name.len() + data.len() + 16);
+                framed.push_str("event: ");
+                framed.push_str(name);
+                framed.push_str("\ndata: ");
+                framed.push_str(&data);
+                framed.push_str("\n\n");
+                Ok(StreamChunk {
+                    data: bytes::Bytes::from(framed),
+                    usage: seen,
+                    usage_only: false,
+                })
+            });
+            return Ok(ProviderResponse::Stream(Box::pin(events)));
+        }
+        let timeout = request.timeout.unwrap_or(super::http::DEFAULT_TIMEOUT);
+        let raw = super::http::read_bytes(response, timeout, secret).await?;
+        let usage = crate::api::answer_usage(Endpoint::Messages, &raw);
+        Ok(ProviderResponse::Complete { body: raw, usage })
+    }
+}
+
+/// Anthropic's error body kept as it is, for the Messages route (secrets already removed).
+fn anthropic_error_body(_status: u16, text: &str) -> bytes::Bytes {
+    bytes::Bytes::from(text.to_string())
 }
 
 impl native::Translating for Anthropic {

@@ -91,7 +91,8 @@ pub async fn post_json(
     })
 }
 
-async fn read_bytes(
+/// The whole body of an answer, at most `timeout`.
+pub async fn read_bytes(
     response: reqwest::Response,
     timeout: Duration,
     secret: Option<&str>,

@@ -9,6 +9,7 @@ pub mod azure;
 pub mod gemini;
 pub mod http;
 pub mod local;
+pub mod messages;
 pub mod mock;
 pub mod native;
 pub mod ollama;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
+use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 use crate::api::{Endpoint, StreamChunk, Usage};
@@ -42,6 +44,9 @@ pub struct UpstreamRequest<'a> {
     /// The name the client asked for (wildcard deployments pass it through).
     pub requested_model: &'a str,
     pub stream: bool,
+    /// Client headers the protocol forwards to a deployment that speaks it natively
+    /// (`anthropic-version`, `anthropic-beta` on `/v1/messages`).
+    pub forward_headers: &'a [(HeaderName, HeaderValue)],
     /// Bound on the whole exchange (non-streaming) or on the response headers (streaming).
     pub timeout: Option<Duration>,
     /// Ask the upstream for a final usage chunk (OpenAI `stream_options.include_usage`).
@@ -213,7 +218,27 @@ impl Provider {
         }
     }
 
+    /// One call; a Messages request goes natively or translated ([`messages`]).
     pub async fn call(
+        &self,
+        request: UpstreamRequest<'_>,
+    ) -> Result<ProviderResponse, ProviderError> {
+        if request.endpoint == Endpoint::Messages {
+            return messages::call(self, request).await;
+        }
+        self.call_openai(request).await
+    }
+
+    /// The provider when it speaks Anthropic's Messages wire format itself.
+    pub fn messages_native(&self) -> Option<&anthropic::Anthropic> {
+        match self {
+            Provider::Anthropic(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// One call of an OpenAI endpoint.
+    async fn call_openai(
         &self,
         request: UpstreamRequest<'_>,
     ) -> Result<ProviderResponse, ProviderError> {

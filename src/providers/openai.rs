@@ -104,7 +104,8 @@ pub fn endpoint_urls(url_of: impl Fn(Endpoint) -> String) -> Option<Box<[Upstrea
 /// The URL for an endpoint out of [`endpoint_urls`].
 pub fn endpoint_url(urls: &[UpstreamUrl; 3], endpoint: Endpoint) -> &UpstreamUrl {
     match endpoint {
-        Endpoint::Chat => &urls[0],
+        // A Messages request reaches an OpenAI-wire provider translated into a chat.
+        Endpoint::Chat | Endpoint::Messages => &urls[0],
         Endpoint::Completion => &urls[1],
         Endpoint::Embedding => &urls[2],
     }
@@ -372,6 +373,7 @@ mod tests {
                         body,
                         requested_model: "group",
                         stream: body.get("stream") == Some(&Value::Bool(true)),
+                        forward_headers: &[],
                         timeout: None,
                         want_stream_usage,
                         drop_params: false,
@@ -396,6 +398,7 @@ mod tests {
             body: body.as_object().unwrap(),
             requested_model: "group",
             stream: true,
+            forward_headers: &[],
             timeout: None,
             want_stream_usage: true,
             drop_params: false,

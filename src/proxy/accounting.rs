@@ -201,7 +201,7 @@ pub fn cached_reply(
 ) -> Result<Reply, ApiError> {
     crate::metrics::record_cache_hit(&request.model);
     if let Some(sink) = spend {
-        let usage = crate::api::usage_of(&hit.body).unwrap_or_default();
+        let usage = crate::api::answer_usage(request.endpoint, &hit.body).unwrap_or_default();
         sink.record(
             request.endpoint.call_type(),
             &request.model,

@@ -67,12 +67,14 @@ pub fn estimated_max_cost<'a>(
             let output = match endpoint {
                 Endpoint::Embedding => 0,
                 // A `mock_response` deployment's answer is known in advance.
-                Endpoint::Chat | Endpoint::Completion => match &deployment.mock_response {
-                    Some(text) => crate::tokens::rough_tokens(text),
-                    None => asked
-                        .or(deployment.max_tokens)
-                        .unwrap_or(DEFAULT_OUTPUT_TOKENS),
-                },
+                Endpoint::Chat | Endpoint::Completion | Endpoint::Messages => {
+                    match &deployment.mock_response {
+                        Some(text) => crate::tokens::rough_tokens(text),
+                        None => asked
+                            .or(deployment.max_tokens)
+                            .unwrap_or(DEFAULT_OUTPUT_TOKENS),
+                    }
+                }
             };
             max = max.max(crate::prices::cost_at(&deployment.prices, prompt, output));
         }

@@ -82,6 +82,7 @@ impl RouterEmbedder<'_> {
                 body,
                 stream: false,
                 want_stream_usage: false,
+                forward_headers: &[],
                 fallbacks: Vec::new(),
                 context_window_fallbacks: Vec::new(),
                 access: &|model: &str| self.caller.check_model(model),

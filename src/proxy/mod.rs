@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use crate::api::fields::{optional_bool, required_str};
 use crate::api::{Endpoint, Usage};
 use crate::caller::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, Protocol};
 use crate::gateway::AppState;
 use crate::providers::{ProviderResponse, Upstream};
 use crate::router::{RouteFailure, RouteRequest, Routed};
@@ -40,6 +40,8 @@ pub struct LlmRequest {
     pub fallbacks: Vec<String>,
     /// The request's own `context_window_fallbacks` targets.
     pub context_window_fallbacks: Vec<String>,
+    /// Client headers forwarded to deployments that speak the protocol natively.
+    pub forward_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl LlmRequest {
@@ -47,7 +49,7 @@ impl LlmRequest {
     pub fn parse(endpoint: Endpoint, body: Map<String, Value>) -> Result<Self, ApiError> {
         let model = required_str(&body, "model")?.to_string();
         let (field, what) = match endpoint {
-            Endpoint::Chat => ("messages", "a list of messages"),
+            Endpoint::Chat | Endpoint::Messages => ("messages", "a list of messages"),
             Endpoint::Completion => ("prompt", "a string or a list"),
             Endpoint::Embedding => ("input", "a string or a list"),
         };
@@ -58,7 +60,7 @@ impl LlmRequest {
                     field,
                 ));
             }
-            (Endpoint::Chat, Some(Value::Array(messages))) => {
+            (Endpoint::Chat | Endpoint::Messages, Some(Value::Array(messages))) => {
                 if messages.is_empty() {
                     return Err(ApiError::invalid(
                         "'messages' must not be empty.",
@@ -84,6 +86,24 @@ impl LlmRequest {
                     format!("'{field}' must be {what}."),
                     field,
                 ));
+            }
+        }
+        if endpoint == Endpoint::Messages {
+            // Anthropic's API requires `max_tokens`; its answer names the field the same way.
+            match body.get("max_tokens") {
+                Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => {}
+                None | Some(Value::Null) => {
+                    return Err(ApiError::invalid(
+                        "max_tokens: Field required",
+                        "max_tokens",
+                    ));
+                }
+                Some(_) => {
+                    return Err(ApiError::invalid(
+                        "max_tokens: Input should be a positive integer",
+                        "max_tokens",
+                    ));
+                }
             }
         }
         let stream =
@@ -126,6 +146,7 @@ impl LlmRequest {
             include_usage,
             fallbacks,
             context_window_fallbacks,
+            forward_headers: Vec::new(),
         })
     }
 }
@@ -204,8 +225,11 @@ pub async fn handle(
             .missing_model_error(&request.model, not_found));
     }
 
+    // A cached answer is replayed as OpenAI chunks when streamed: a streamed Messages call
+    // is not cached.
+    let cacheable = !(request.endpoint == Endpoint::Messages && request.stream);
     let cache_plan = match &state.cache {
-        Some(cache) => {
+        Some(cache) if cacheable => {
             let body = Value::Object(std::mem::take(&mut request.body));
             let plan = cache.plan(request.endpoint, &request.model, &body);
             if let Value::Object(map) = body {
@@ -213,10 +237,17 @@ pub async fn handle(
             }
             plan?
         }
-        None => None,
+        _ => None,
+    };
+    let anthropic_metadata = match request.endpoint {
+        Endpoint::Messages => anthropic_metadata(&request.body),
+        _ => None,
     };
     for field in GATEWAY_FIELDS {
         request.body.remove(*field);
+    }
+    if let Some(metadata) = anthropic_metadata {
+        request.body.insert("metadata".into(), metadata);
     }
     let spend = accounting::SpendSink::for_caller(
         caller,
@@ -261,6 +292,7 @@ pub async fn handle(
         body: request.body,
         stream: request.stream,
         want_stream_usage: true,
+        forward_headers: &request.forward_headers,
         fallbacks: request.fallbacks,
         context_window_fallbacks: request.context_window_fallbacks,
         access: &|model: &str| caller.check_model(model),
@@ -303,6 +335,13 @@ pub async fn handle(
         started,
         finish,
     ))
+}
+
+/// The part of a Messages request's `metadata` that is Anthropic's (`user_id`), kept for the
+/// upstream when the gateway's own keys (LiteLLM's `metadata`) are taken out.
+fn anthropic_metadata(body: &Map<String, Value>) -> Option<Value> {
+    let user = body.get("metadata")?.get("user_id")?;
+    Some(serde_json::json!({ "user_id": user }))
 }
 
 /// Tokens reserved against tpm limits before the call: the prompt's rough size plus the
@@ -370,6 +409,10 @@ fn reply(
         }
         ProviderResponse::Stream(chunks) => {
             let group = model_group.clone();
+            let protocol = match finish.endpoint {
+                Endpoint::Messages => Protocol::Anthropic,
+                _ => Protocol::OpenAi,
+            };
             ReplyBody::Sse(
                 stream::SseStream::new(
                     chunks,
@@ -380,7 +423,8 @@ fn reply(
                         finish.complete(&deployment, &group, usage, None);
                     }),
                 )
-                .with_request_start(started),
+                .with_request_start(started)
+                .with_protocol(protocol),
             )
         }
     };

@@ -1,6 +1,8 @@
 //! The client side of a streamed answer: frames each upstream chunk as an SSE event the moment
 //! it arrives, drops the usage-only chunk the client did not ask for, ends with `[DONE]`, or
-//! with one OpenAI-shaped error event if the upstream breaks off. Dropping it (a client that
+//! with one OpenAI-shaped error event if the upstream breaks off. A Messages stream's chunks
+//! are whole Anthropic events already: they pass as they are, the stream ends after
+//! `message_stop` without `[DONE]`, and a failure is Anthropic's `event: error`. Dropping it (a client that
 //! went away) drops the upstream stream, which closes the upstream connection.
 
 use std::convert::Infallible;
@@ -12,6 +14,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::Stream;
 
 use crate::api::Usage;
+use crate::error::Protocol;
 use crate::providers::ChunkStream;
 
 /// Called once when the stream ends, however it ends, with the usage seen (if any).
@@ -25,6 +28,7 @@ pub struct SseStream {
     on_finish: Option<OnFinish>,
     /// When the request started; taken at the first chunk for the time-to-first-token metric.
     first_token_from: Option<Instant>,
+    protocol: Protocol,
 }
 
 impl SseStream {
@@ -41,7 +45,14 @@ impl SseStream {
             usage: None,
             on_finish: Some(on_finish),
             first_token_from: None,
+            protocol: Protocol::OpenAi,
         }
+    }
+
+    /// Streams in `protocol`'s framing (OpenAI's unless told).
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
     }
 
     /// Records the time from `started` to the first chunk sent (`hx_time_to_first_token_seconds`).
@@ -78,13 +89,22 @@ impl Stream for SseStream {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
                     self.finish();
-                    return Poll::Ready(Some(Ok(Bytes::from_static(b"data: [DONE]\n\n"))));
+                    return match self.protocol {
+                        Protocol::OpenAi => {
+                            Poll::Ready(Some(Ok(Bytes::from_static(b"data: [DONE]\n\n"))))
+                        }
+                        Protocol::Anthropic => Poll::Ready(None),
+                    };
                 }
                 Poll::Ready(Some(Err(error))) => {
                     let model = self.model_group.clone();
                     tracing::warn!(model_group = %model, error = %error, "upstream stream failed after it started");
                     self.finish();
-                    let event = error.into_api_error(&model).sse_event();
+                    let error = error.into_api_error(&model);
+                    let event = match self.protocol {
+                        Protocol::OpenAi => error.sse_event(),
+                        Protocol::Anthropic => error.anthropic_sse_event(),
+                    };
                     return Poll::Ready(Some(Ok(Bytes::from(event))));
                 }
                 Poll::Ready(Some(Ok(chunk))) => {
@@ -100,7 +120,10 @@ impl Stream for SseStream {
                             started.elapsed(),
                         );
                     }
-                    return Poll::Ready(Some(Ok(frame(&chunk.data))));
+                    return Poll::Ready(Some(Ok(match self.protocol {
+                        Protocol::OpenAi => frame(&chunk.data),
+                        Protocol::Anthropic => chunk.data,
+                    })));
                 }
             }
         }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
+use axum::http::{HeaderName, HeaderValue};
 use futures::StreamExt;
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
@@ -110,6 +111,8 @@ pub struct RouteRequest<'a> {
     pub body: Map<String, Value>,
     pub stream: bool,
     pub want_stream_usage: bool,
+    /// Client headers forwarded to deployments that speak the request's protocol natively.
+    pub forward_headers: &'a [(HeaderName, HeaderValue)],
     /// The request body's own `fallbacks` list (with `metadata.fallbacks`).
     pub fallbacks: Vec<String>,
     /// The request body's own `context_window_fallbacks` targets.
@@ -573,6 +576,7 @@ impl Router {
             body: &request.body,
             requested_model: model,
             stream: request.stream,
+            forward_headers: request.forward_headers,
             timeout,
             want_stream_usage: request.want_stream_usage,
             drop_params: self.routing.drop_params,

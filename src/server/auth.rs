@@ -10,8 +10,19 @@ use crate::error::{ApiError, ErrorKind};
 use crate::gateway::AppState;
 use crate::server::ServerState;
 
-/// The key presented by a client: `Authorization: Bearer`, `x-api-key` or `api-key`.
+/// The key presented by a client: LiteLLM's `x-litellm-api-key` (which wins, as in LiteLLM:
+/// it lets `Authorization` carry something else), `Authorization: Bearer`, `x-api-key`
+/// (Anthropic's clients) or `api-key` (Azure's).
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(key) = headers
+        .get("x-litellm-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
+        .filter(|k| !k.is_empty())
+    {
+        return Some(key);
+    }
     if let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
         let value = value.trim();
         let key = value

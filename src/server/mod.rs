@@ -54,6 +54,10 @@ pub fn app_with(state: ServerState) -> Router {
                 &format!("{prefix}/embeddings"),
                 post(routes::llm::embeddings),
             )
+            .route(
+                &format!("{prefix}/messages"),
+                post(routes::messages::create),
+            )
             .route(&format!("{prefix}/models"), get(routes::models::list))
             .route(
                 &format!("{prefix}/models/{{*model}}"),

@@ -22,6 +22,7 @@ mod limits;
 mod local_embeddings;
 #[cfg(feature = "local-embeddings")]
 mod local_gateway;
+mod messages;
 mod multi_instance;
 mod ops;
 mod pipeline;

@@ -3,5 +3,6 @@
 pub mod health;
 pub mod keys;
 pub mod llm;
+pub mod messages;
 pub mod models;
 pub mod rag;

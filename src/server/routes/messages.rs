@@ -1,0 +1,57 @@
+//! `POST /v1/messages` (and `/messages`): Anthropic's Messages API under the same keys,
+//! limits, budgets and routing as chat completions (`proxy::handle`), answered natively or
+//! translated per deployment (`providers::messages`). Every error on it, the key's and the
+//! body's included, is in Anthropic's shape: the extractors' rejections are taken as values
+//! here rather than answered in OpenAI's shape by axum.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName};
+use axum::response::{IntoResponse, Response};
+
+use crate::api::Endpoint;
+use crate::caller::Caller;
+use crate::error::{AnthropicError, ApiError};
+use crate::gateway::AppState;
+use crate::providers::Upstream;
+use crate::proxy::{self, LlmRequest};
+use crate::server::access_log::RequestLogInfo;
+use crate::server::extract::JsonObject;
+
+/// The client headers a native Anthropic deployment receives.
+const FORWARDED: [HeaderName; 2] = [
+    HeaderName::from_static("anthropic-version"),
+    HeaderName::from_static("anthropic-beta"),
+];
+
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    State(upstream): State<Upstream>,
+    caller: Result<Caller, ApiError>,
+    headers: HeaderMap,
+    body: Result<JsonObject, ApiError>,
+) -> Response {
+    let info = caller.as_ref().ok().map(RequestLogInfo::of);
+    let started = Instant::now();
+    let result = async {
+        let caller = caller?;
+        let JsonObject(body) = body?;
+        let mut request = LlmRequest::parse(Endpoint::Messages, body)?;
+        request.forward_headers = FORWARDED
+            .iter()
+            .filter_map(|name| Some((name.clone(), headers.get(name)?.clone())))
+            .collect();
+        proxy::handle(&state, &upstream, &caller, request, started).await
+    }
+    .await;
+    let mut response = match result {
+        Ok(reply) => crate::server::response::into_response(reply),
+        Err(error) => AnthropicError(error).into_response(),
+    };
+    if let Some(info) = info {
+        response.extensions_mut().insert(info);
+    }
+    response
+}
