@@ -127,6 +127,48 @@ impl Anthropic {
     }
 }
 
+impl Anthropic {
+    /// `POST /v1/messages/count_tokens` with the model renamed: Anthropic's own count of a
+    /// Messages request (`{"input_tokens": n}`), passed back as it answers.
+    pub async fn count_tokens(
+        &self,
+        request: UpstreamRequest<'_>,
+    ) -> Result<bytes::Bytes, ProviderError> {
+        let mut body = request.body.clone();
+        let model = request.deployment.upstream_model(request.requested_model);
+        body.insert("model".into(), Value::String(model));
+        // Fields count_tokens does not take.
+        for field in [
+            "max_tokens",
+            "stream",
+            "temperature",
+            "top_p",
+            "top_k",
+            "stop_sequences",
+            "metadata",
+        ] {
+            body.remove(field);
+        }
+        let mut headers = self.headers.clone();
+        for (name, value) in request.forward_headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        let secret = self.secret.as_deref();
+        let response = native::post_json(
+            request.upstream.http(),
+            &format!("{}/count_tokens", self.url),
+            &headers,
+            &body,
+            request.timeout,
+            secret,
+            anthropic_error_body,
+        )
+        .await?;
+        let timeout = request.timeout.unwrap_or(super::http::DEFAULT_TIMEOUT);
+        super::http::read_bytes(response, timeout, secret).await
+    }
+}
+
 /// Anthropic's error body kept as it is, for the Messages route (secrets already removed).
 fn anthropic_error_body(_status: u16, text: &str) -> bytes::Bytes {
     bytes::Bytes::from(text.to_string())

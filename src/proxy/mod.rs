@@ -3,6 +3,7 @@
 
 pub mod accounting;
 pub mod budget;
+pub mod count_tokens;
 pub mod embedder;
 pub mod stream;
 

@@ -58,6 +58,10 @@ pub fn app_with(state: ServerState) -> Router {
                 &format!("{prefix}/messages"),
                 post(routes::messages::create),
             )
+            .route(
+                &format!("{prefix}/messages/count_tokens"),
+                post(routes::messages::count_tokens),
+            )
             .route(&format!("{prefix}/models"), get(routes::models::list))
             .route(
                 &format!("{prefix}/models/{{*model}}"),

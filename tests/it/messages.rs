@@ -473,3 +473,60 @@ async fn spend_row(gw: &TestGateway, key: &str) -> Value {
     let (call_type, prompt, completion) = rows.into_iter().next().unwrap();
     json!({"call_type": call_type, "prompt_tokens": prompt, "completion_tokens": completion})
 }
+
+#[tokio::test]
+async fn count_tokens_asks_anthropic_or_estimates_and_checks_the_key() {
+    let anthropic = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages/count_tokens"))
+        .and(header("x-api-key", "sk-ant-secret-0001"))
+        .and(header("anthropic-beta", "token-counting-2024-11-01"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"input_tokens": 42})))
+        .mount(&anthropic)
+        .await;
+    let gw = TestGateway::start(&yaml(&anthropic.uri(), "http://127.0.0.1:9")).await;
+    let mut body = message_body("claude", false);
+    body.as_object_mut().unwrap().remove("max_tokens");
+    let r = post_messages(
+        &gw,
+        "/v1/messages/count_tokens",
+        MASTER,
+        &body,
+        &[("anthropic-beta", "token-counting-2024-11-01")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"input_tokens": 42})
+    );
+    let sent: Value = serde_json::from_slice(&received(&anthropic).await[0].body).unwrap();
+    assert_eq!(sent["model"], "claude-sonnet-4-5");
+    assert!(sent.get("stream").is_none() && sent.get("metadata").is_none());
+
+    // A group without an Anthropic deployment gets the estimate, which grows with the text.
+    let short = json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}]});
+    let long =
+        json!({"model": "gpt", "messages": [{"role": "user", "content": "hi ".repeat(400)}]});
+    let mut counts = Vec::new();
+    for b in [&short, &long] {
+        let r = post_messages(&gw, "/messages/count_tokens", MASTER, b, &[]).await;
+        assert_eq!(r.status(), 200);
+        counts.push(
+            r.json::<Value>().await.unwrap()["input_tokens"]
+                .as_u64()
+                .unwrap(),
+        );
+    }
+    assert!(counts[0] >= 1 && counts[1] >= counts[0] + 250, "{counts:?}");
+
+    // A key not allowed the model is refused, in Anthropic's shape.
+    let key = generate_key(&gw, json!({"models": ["gpt"]})).await;
+    let r = post_messages(&gw, "/v1/messages/count_tokens", &key, &body, &[]).await;
+    anthropic_error(r, 401, "authentication_error").await;
+    assert_eq!(
+        received(&anthropic).await.len(),
+        1,
+        "nothing sent for the refused key"
+    );
+}

@@ -1,4 +1,4 @@
-//! `POST /v1/messages` (and `/messages`): Anthropic's Messages API under the same keys,
+//! `POST /v1/messages` (and `/messages`, and their `/count_tokens`): Anthropic's Messages API under the same keys,
 //! limits, budgets and routing as chat completions (`proxy::handle`), answered natively or
 //! translated per deployment (`providers::messages`). Every error on it, the key's and the
 //! body's included, is in Anthropic's shape: the extractors' rejections are taken as values
@@ -26,6 +26,43 @@ const FORWARDED: [HeaderName; 2] = [
     HeaderName::from_static("anthropic-beta"),
 ];
 
+/// `POST /v1/messages/count_tokens` (see `proxy::count_tokens`).
+pub async fn count_tokens(
+    State(state): State<Arc<AppState>>,
+    State(upstream): State<Upstream>,
+    caller: Result<Caller, ApiError>,
+    headers: HeaderMap,
+    body: Result<JsonObject, ApiError>,
+) -> Response {
+    let info = caller.as_ref().ok().map(RequestLogInfo::of);
+    let result = async {
+        let caller = caller?;
+        let JsonObject(body) = body?;
+        let forward = forwarded(&headers);
+        proxy::count_tokens::count(&state, &upstream, &caller, body, &forward).await
+    }
+    .await;
+    let mut response = match result {
+        Ok(body) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Err(error) => AnthropicError(error).into_response(),
+    };
+    if let Some(info) = info {
+        response.extensions_mut().insert(info);
+    }
+    response
+}
+
+fn forwarded(headers: &HeaderMap) -> Vec<(HeaderName, axum::http::HeaderValue)> {
+    FORWARDED
+        .iter()
+        .filter_map(|name| Some((name.clone(), headers.get(name)?.clone())))
+        .collect()
+}
+
 pub async fn create(
     State(state): State<Arc<AppState>>,
     State(upstream): State<Upstream>,
@@ -39,10 +76,7 @@ pub async fn create(
         let caller = caller?;
         let JsonObject(body) = body?;
         let mut request = LlmRequest::parse(Endpoint::Messages, body)?;
-        request.forward_headers = FORWARDED
-            .iter()
-            .filter_map(|name| Some((name.clone(), headers.get(name)?.clone())))
-            .collect();
+        request.forward_headers = forwarded(&headers);
         proxy::handle(&state, &upstream, &caller, request, started).await
     }
     .await;
