@@ -530,3 +530,44 @@ async fn count_tokens_asks_anthropic_or_estimates_and_checks_the_key() {
         "nothing sent for the refused key"
     );
 }
+
+#[tokio::test]
+async fn a_key_over_its_rpm_is_refused_with_retry_after_in_anthropics_shape() {
+    let gw = TestGateway::start(&yaml("http://127.0.0.1:9", "http://127.0.0.1:9")).await;
+    let key = generate_key(&gw, json!({"rpm_limit": 1})).await;
+    let body = message_body("canned", false);
+    let r = post_messages(&gw, "/v1/messages", &key, &body, &[]).await;
+    assert_eq!(r.status(), 200);
+    let r = post_messages(&gw, "/v1/messages", &key, &body, &[]).await;
+    let after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&after), "{after}");
+    anthropic_error(r, 429, "rate_limit_error").await;
+}
+
+#[tokio::test]
+async fn an_upstream_that_does_not_answer_in_time_is_a_504_timeout_error() {
+    let openai = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(5)))
+        .mount(&openai)
+        .await;
+    let config = yaml("http://127.0.0.1:9", &openai.uri()).replace(
+        "api_key: sk-openai-secret-0002",
+        "api_key: sk-openai-secret-0002\n      timeout: 0.3",
+    );
+    let gw = TestGateway::start(&config).await;
+    let r = post_messages(
+        &gw,
+        "/v1/messages",
+        MASTER,
+        &message_body("gpt", false),
+        &[],
+    )
+    .await;
+    anthropic_error(r, 504, "timeout_error").await;
+}
