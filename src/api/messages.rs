@@ -149,6 +149,9 @@ pub fn to_chat_request(body: &Map<String, Value>) -> Result<Map<String, Value>, 
             out.insert("parallel_tool_calls".into(), Value::Bool(false));
         }
     }
+    // Only an explicit budget (`enabled`) asks for reasoning: `adaptive` (Claude Code's
+    // default) leaves it to the model, and a `reasoning_effort` sent to a model without
+    // reasoning would fail the call.
     if let Some(thinking) = body.get("thinking").filter(|v| !v.is_null())
         && thinking.get("type").and_then(Value::as_str) == Some("enabled")
     {
@@ -192,9 +195,26 @@ fn text_of_blocks(blocks: &[Value], field: &str) -> Result<String, ApiError> {
 /// one user message; an assistant turn one assistant message with its tool calls and thinking.
 fn convert_turn(turn: &Value, i: usize, out: &mut Vec<Value>) -> Result<(), ApiError> {
     let role = turn.get("role").and_then(Value::as_str).unwrap_or("");
+    if role == "system" {
+        // A system message between the turns (Claude Code 2.1 sends its environment so).
+        let text = match turn.get("content") {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Array(blocks)) => {
+                text_of_blocks(blocks, &format!("messages[{i}].content"))?
+            }
+            _ => {
+                return Err(invalid(
+                    format!("'messages[{i}].content' must be a string or a list of text blocks."),
+                    format!("messages[{i}].content"),
+                ));
+            }
+        };
+        out.push(json!({"role": "system", "content": text}));
+        return Ok(());
+    }
     if role != "user" && role != "assistant" {
         return Err(invalid(
-            format!("'messages[{i}].role' must be 'user' or 'assistant'."),
+            format!("'messages[{i}].role' must be 'user', 'assistant' or 'system'."),
             format!("messages[{i}].role"),
         ));
     }
@@ -1068,6 +1088,37 @@ mod tests {
     }
 
     #[test]
+    fn claude_codes_system_turns_and_adaptive_thinking_translate() {
+        // As Claude Code 2.1 sends them: a system message among the turns, adaptive thinking,
+        // tools with `defer_loading`, Anthropic-only settings.
+        let body = obj(json!({
+            "model": "m", "max_tokens": 32000, "stream": true,
+            "thinking": {"type": "adaptive", "display": "omitted"},
+            "output_config": {"effort": "high"},
+            "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+            "tools": [{"name": "Agent", "description": "d", "input_schema": {"type": "object"}, "defer_loading": true}],
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+                {"role": "system", "content": [{"type": "text", "text": "# Environment"}]}
+            ]
+        }));
+        let chat = to_chat_request(&body).unwrap();
+        assert_eq!(
+            chat["messages"],
+            json!([
+                {"role": "user", "content": "a\nb"},
+                {"role": "system", "content": "# Environment"}
+            ])
+        );
+        assert!(!chat.contains_key("reasoning_effort"));
+        assert!(!chat.contains_key("output_config") && !chat.contains_key("context_management"));
+        assert_eq!(
+            chat["tools"],
+            json!([{"type": "function", "function": {"name": "Agent", "description": "d", "parameters": {"type": "object"}}}])
+        );
+    }
+
+    #[test]
     fn images_documents_errors_and_tool_choices_translate() {
         let body = obj(json!({
             "model": "m", "max_tokens": 10,
@@ -1109,7 +1160,7 @@ mod tests {
         let e = to_chat_request(&bad_block).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("messages[0].content[1].type"));
         let bad_role = obj(json!({"model": "m", "max_tokens": 1,
-            "messages": [{"role": "system", "content": "a"}]}));
+            "messages": [{"role": "tool", "content": "a"}]}));
         let e = to_chat_request(&bad_role).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("messages[0].role"));
     }

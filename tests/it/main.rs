@@ -12,6 +12,7 @@
 
 mod cache;
 mod cli;
+mod clients;
 mod common;
 mod core;
 mod durability;

@@ -1,0 +1,232 @@
+//! Real clients through the gateway: Claude Code (the pinned CLI from npm, installed by
+//! `.ci/fetch-clients.sh`) run headless against `/v1/messages`, the gateway's upstream an
+//! OpenAI-compatible mock that first asks for a tool call and then answers with what the tool
+//! returned. Without the CLI these tests skip loudly, unless `HX_REQUIRE_CLIENTS=1` (CI),
+//! where they fail.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::common::*;
+
+fn claude_binary() -> Option<PathBuf> {
+    let path = match std::env::var_os("HX_TEST_CLAUDE") {
+        Some(p) => PathBuf::from(p),
+        None => dirs_cache().join("clients/claude-code-2.1.332/node_modules/.bin/claude"),
+    };
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("HX_REQUIRE_CLIENTS").as_deref() != Ok("1"),
+        "Claude Code is required (HX_REQUIRE_CLIENTS=1) but {} is missing: run .ci/fetch-clients.sh",
+        path.display()
+    );
+    // The real stderr, as local_embeddings does: the harness hides `eprintln!` of passing tests.
+    let message = format!(
+        "\n**********\nSKIPPED: Claude Code not installed at {} (run .ci/fetch-clients.sh); the client test did NOT run\n**********\n",
+        path.display()
+    );
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), message.as_bytes());
+    None
+}
+
+fn dirs_cache() -> PathBuf {
+    match std::env::var_os("HX_CACHE_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/hx-gateway")
+        }
+    }
+}
+
+/// An OpenAI-compatible upstream: a request whose conversation holds a tool result is
+/// answered with a text quoting it; any other request that offers the `Read` tool gets a
+/// call of it on `file`; the rest a plain text. Streamed when asked.
+struct Upstream {
+    file: String,
+}
+
+fn sse(chunks: &[Value]) -> String {
+    let mut out: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+    out.push_str("data: [DONE]\n\n");
+    out
+}
+
+fn chunk(delta: Value, finish: Option<&str>) -> Value {
+    json!({"id": "chatcmpl-cc", "object": "chat.completion.chunk", "created": 1, "model": "mock",
+           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+}
+
+impl Respond for Upstream {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let messages = body["messages"].as_array().cloned().unwrap_or_default();
+        let tool_result = messages
+            .iter()
+            .find(|m| m["role"] == "tool")
+            .and_then(|m| m["content"].as_str().map(str::to_string));
+        let offers_read = body["tools"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["function"]["name"] == "Read"));
+        let usage = json!({"id": "chatcmpl-cc", "object": "chat.completion.chunk", "created": 1, "model": "mock",
+            "choices": [], "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}});
+        let chunks = if let Some(result) = tool_result {
+            let secret = if result.contains("zebra-42") {
+                "zebra-42"
+            } else {
+                "nothing"
+            };
+            vec![
+                chunk(
+                    json!({"role": "assistant", "content": format!("The note says {secret}.")}),
+                    None,
+                ),
+                chunk(json!({}), Some("stop")),
+                usage,
+            ]
+        } else if offers_read {
+            let arguments = json!({"file_path": self.file}).to_string();
+            vec![
+                chunk(
+                    json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_read_1", "type": "function",
+                    "function": {"name": "Read", "arguments": ""}}]}),
+                    None,
+                ),
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": arguments}}]}),
+                    None,
+                ),
+                chunk(json!({}), Some("tool_calls")),
+                usage,
+            ]
+        } else {
+            vec![
+                chunk(
+                    json!({"role": "assistant", "content": "Hello from the mock."}),
+                    None,
+                ),
+                chunk(json!({}), Some("stop")),
+                usage,
+            ]
+        };
+        if body["stream"] == true {
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(sse(&chunks))
+        } else {
+            let text = chunks
+                .iter()
+                .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+                .collect::<String>();
+            ResponseTemplate::new(200).set_body_json(json!({
+                "id": "chatcmpl-cc", "object": "chat.completion", "created": 1, "model": "mock",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}
+            }))
+        }
+    }
+}
+
+#[tokio::test]
+async fn claude_code_reads_a_file_through_a_tool_call_and_answers_through_the_gateway() {
+    let Some(claude) = claude_binary() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let note = work.path().join("note.txt");
+    std::fs::write(&note, "the password is zebra-42\n").unwrap();
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(Upstream {
+            file: note.display().to_string(),
+        })
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&format!(
+        "model_list:\n  - model_name: claude\n    litellm_params:\n      model: openai/mock\n      api_base: {}/v1\n      api_key: sk-up\nrouter_settings: {{num_retries: 0}}\n",
+        upstream.uri()
+    ))
+    .await;
+    let r = gw
+        .post("/key/generate", json!({"key_alias": "claude-code"}))
+        .await;
+    let key = r.json::<Value>().await.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let home = tempfile::tempdir().unwrap();
+    let mut command = tokio::process::Command::new(&claude);
+    command
+        .args([
+            "-p",
+            "Read note.txt and tell me what it says.",
+            "--allowedTools",
+            "Read",
+        ])
+        .current_dir(work.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", home.path())
+        .env("ANTHROPIC_BASE_URL", gw.url(""))
+        .env("ANTHROPIC_AUTH_TOKEN", &key)
+        .env("ANTHROPIC_API_KEY", "")
+        .env("ANTHROPIC_MODEL", "claude")
+        .env("ANTHROPIC_DEFAULT_HAIKU_MODEL", "claude")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("DISABLE_TELEMETRY", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .expect("claude -p finishes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "claude failed: {stdout}\n{stderr}");
+    assert!(
+        stdout.contains("The note says zebra-42."),
+        "Claude Code printed: {stdout}\n{stderr}"
+    );
+    // The tool result reached the upstream as a tool message answering the call.
+    let requests = upstream.received_requests().await.unwrap();
+    let answered = requests.iter().any(|r| {
+        let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        body["messages"].as_array().is_some_and(|m| {
+            m.iter().any(|m| {
+                m["role"] == "tool"
+                    && m["tool_call_id"] == "call_read_1"
+                    && m["content"]
+                        .as_str()
+                        .is_some_and(|c| c.contains("zebra-42"))
+            })
+        })
+    });
+    assert!(answered, "no upstream request carried the tool result");
+    // Every call was charged to the key, as anthropic_messages.
+    let keys = gw.state.keys().unwrap();
+    keys.flush_spend().await.unwrap();
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        r#"SELECT call_type, prompt_tokens FROM "LiteLLM_SpendLogs" WHERE api_key = ?"#,
+    )
+    .bind(hx_gateway::secret::hash_key(&key))
+    .fetch_all(keys.store().sqlite_pool().unwrap())
+    .await
+    .unwrap();
+    assert!(
+        rows.len() >= 2,
+        "at least the tool call and the answer: {rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .all(|(call, tokens)| call == "anthropic_messages" && *tokens == 100),
+        "{rows:?}"
+    );
+}
