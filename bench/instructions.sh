@@ -13,7 +13,7 @@
 # examples/loadgen.rs) and prints the total, the count per request and the top functions
 # (inclusive). Needs valgrind (Debian package) and the binaries built as run.sh builds them
 # (BENCH_PROFILE, CARGO_TARGET_DIR as there; the `profiling` profile keeps symbols).
-# INSTR_OUT=FILE keeps the callgrind profile.
+# INSTR_OUT=FILE keeps the callgrind profile. INSTR_API=messages measures /v1/messages instead.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -66,8 +66,17 @@ for _ in $(seq 600); do
 done
 ((ready)) || { echo "HX Gateway did not become ready: $(tail -5 "$TMP/hx.log")" >&2; exit 1; }
 
-BODY='{"model":"bench-gpt","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}'
-URL="http://127.0.0.1:$HX_PORT/v1/chat/completions"
+# INSTR_API=messages sends the same conversation to /v1/messages in Anthropic's shape, which the
+# gateway translates for the OpenAI-wire mock and translates back (bench/README.md, #17).
+case "${INSTR_API:-chat}" in
+  chat)
+    BODY='{"model":"bench-gpt","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}'
+    URL="http://127.0.0.1:$HX_PORT/v1/chat/completions" ;;
+  messages)
+    BODY='{"model":"bench-gpt","system":"You are a helpful assistant.","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}'
+    URL="http://127.0.0.1:$HX_PORT/v1/messages" ;;
+  *) echo "INSTR_API is chat or messages" >&2; exit 1 ;;
+esac
 load() { # load SECONDS
   "$LOADGEN" --url "$URL" --rate 200 --duration "$1" --warmup 0 --connections 16 \
     --body "$BODY" --header "authorization: Bearer $KEY" 2>&1 | grep '^RESULT'
