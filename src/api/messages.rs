@@ -76,12 +76,16 @@ pub fn event(value: &Value) -> Bytes {
         .get("type")
         .and_then(Value::as_str)
         .unwrap_or("message");
-    let data = json_bytes(value);
+    frame(name, &json_bytes(value))
+}
+
+/// One SSE event from its name and its JSON text (`event: <name>\ndata: <json>\n\n`).
+pub fn frame(name: &str, data: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(data.len() + name.len() + 16);
     out.put_slice(b"event: ");
     out.put_slice(name.as_bytes());
     out.put_slice(b"\ndata: ");
-    out.put_slice(&data);
+    out.put_slice(data);
     out.put_slice(b"\n\n");
     out.freeze()
 }

@@ -82,38 +82,16 @@ impl Anthropic {
         &self,
         request: UpstreamRequest<'_>,
     ) -> Result<ProviderResponse, ProviderError> {
-        let mut body = native::body_with_defaults(&request);
-        let model = request.deployment.upstream_model(request.requested_model);
-        body.insert("model".into(), Value::String(model));
-        let mut headers = self.headers.clone();
-        for (name, value) in request.forward_headers {
-            headers.insert(name.clone(), value.clone());
-        }
-        let secret = self.secret.as_deref();
-        let response = native::post_json(
-            request.upstream.http(),
-            &self.url,
-            &headers,
-            &body,
-            request.timeout,
-            secret,
-            anthropic_error_body,
-        )
-        .await?;
+        let body = native::body_with_defaults(&request);
+        let response = self.post_native(&request, &self.url, body).await?;
         if request.stream {
             let mut usage = crate::api::messages::NativeUsage::default();
             let events = super::sse::response_events(response).map(move |event| {
                 let (name, data) = event?;
                 let seen = usage.on_event(&name, &data);
                 let name = if name.is_empty() { "message" } else { &name };
-                let mut framed = String::with_capacity(name.len() + data.len() + 16);
-                framed.push_str("event: ");
-                framed.push_str(name);
-                framed.push_str("\ndata: ");
-                framed.push_str(&data);
-                framed.push_str("\n\n");
                 Ok(StreamChunk {
-                    data: bytes::Bytes::from(framed),
+                    data: crate::api::messages::frame(name, data.as_bytes()),
                     usage: seen,
                     usage_only: false,
                 })
@@ -121,7 +99,7 @@ impl Anthropic {
             return Ok(ProviderResponse::Stream(Box::pin(events)));
         }
         let timeout = request.timeout.unwrap_or(super::http::DEFAULT_TIMEOUT);
-        let raw = super::http::read_bytes(response, timeout, secret).await?;
+        let raw = super::http::read_bytes(response, timeout, self.secret.as_deref()).await?;
         let usage = crate::api::answer_usage(Endpoint::Messages, &raw);
         Ok(ProviderResponse::Complete { body: raw, usage })
     }
@@ -135,8 +113,6 @@ impl Anthropic {
         request: UpstreamRequest<'_>,
     ) -> Result<bytes::Bytes, ProviderError> {
         let mut body = request.body.clone();
-        let model = request.deployment.upstream_model(request.requested_model);
-        body.insert("model".into(), Value::String(model));
         // Fields count_tokens does not take.
         for field in [
             "max_tokens",
@@ -149,23 +125,36 @@ impl Anthropic {
         ] {
             body.remove(field);
         }
+        let url = format!("{}/count_tokens", self.url);
+        let response = self.post_native(&request, &url, body).await?;
+        let timeout = request.timeout.unwrap_or(super::http::DEFAULT_TIMEOUT);
+        super::http::read_bytes(response, timeout, self.secret.as_deref()).await
+    }
+
+    /// One POST of a Messages-API body to `url`: the model renamed, the client's forwarded
+    /// headers over the deployment's, Anthropic's error body kept for the client.
+    async fn post_native(
+        &self,
+        request: &UpstreamRequest<'_>,
+        url: &str,
+        mut body: Map<String, Value>,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let model = request.deployment.upstream_model(request.requested_model);
+        body.insert("model".into(), Value::String(model));
         let mut headers = self.headers.clone();
         for (name, value) in request.forward_headers {
             headers.insert(name.clone(), value.clone());
         }
-        let secret = self.secret.as_deref();
-        let response = native::post_json(
+        native::post_json(
             request.upstream.http(),
-            &format!("{}/count_tokens", self.url),
+            url,
             &headers,
             &body,
             request.timeout,
-            secret,
+            self.secret.as_deref(),
             anthropic_error_body,
         )
-        .await?;
-        let timeout = request.timeout.unwrap_or(super::http::DEFAULT_TIMEOUT);
-        super::http::read_bytes(response, timeout, secret).await
+        .await
     }
 }
 

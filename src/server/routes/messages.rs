@@ -41,15 +41,20 @@ pub async fn count_tokens(
         let forward = forwarded(&headers);
         proxy::count_tokens::count(&state, &upstream, &caller, body, &forward).await
     }
-    .await;
-    let mut response = match result {
-        Ok(body) => (
+    .await
+    .map(|body| {
+        (
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             body,
         )
-            .into_response(),
-        Err(error) => AnthropicError(error).into_response(),
-    };
+            .into_response()
+    });
+    answer(info, result)
+}
+
+/// The response, an error in Anthropic's shape, with the caller's access-log fields.
+fn answer(info: Option<RequestLogInfo>, result: Result<Response, ApiError>) -> Response {
+    let mut response = result.unwrap_or_else(|error| AnthropicError(error).into_response());
     if let Some(info) = info {
         response.extensions_mut().insert(info);
     }
@@ -79,13 +84,7 @@ pub async fn create(
         request.forward_headers = forwarded(&headers);
         proxy::handle(&state, &upstream, &caller, request, started).await
     }
-    .await;
-    let mut response = match result {
-        Ok(reply) => crate::server::response::into_response(reply),
-        Err(error) => AnthropicError(error).into_response(),
-    };
-    if let Some(info) = info {
-        response.extensions_mut().insert(info);
-    }
-    response
+    .await
+    .map(crate::server::response::into_response);
+    answer(info, result)
 }
