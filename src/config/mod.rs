@@ -109,6 +109,8 @@ pub struct GatewayConfig {
     pub data_dir: PathBuf,
     pub max_request_bytes: usize,
     pub key_cache_ttl: Duration,
+    /// `general_settings.stream_keepalive_seconds`: `None` when pings are off.
+    pub stream_keepalive: Option<Duration>,
     pub allow_requests_on_db_unavailable: bool,
 }
 
@@ -241,6 +243,13 @@ impl GatewayConfig {
                 message: format!("expected a non-negative number of seconds, got {ttl}"),
             });
         }
+        let keepalive = general.stream_keepalive_seconds.unwrap_or(5.0);
+        if !(keepalive.is_finite() && keepalive >= 0.0) {
+            return Err(ConfigError::Invalid {
+                path: "general_settings.stream_keepalive_seconds".into(),
+                message: format!("expected a non-negative number of seconds, got {keepalive}"),
+            });
+        }
         let allow_on_db_down = general.allow_requests_on_db_unavailable.unwrap_or(false)
             || env
                 .flag("ALLOW_REQUESTS_ON_DB_UNAVAILABLE")
@@ -252,6 +261,7 @@ impl GatewayConfig {
             ignored,
             max_request_bytes: (max_mb * 1024.0 * 1024.0) as usize,
             key_cache_ttl: Duration::from_secs_f64(ttl),
+            stream_keepalive: (keepalive > 0.0).then(|| Duration::from_secs_f64(keepalive)),
             allow_requests_on_db_unavailable: allow_on_db_down,
             litellm,
             router,

@@ -94,6 +94,11 @@ pub struct GeneralSettings {
     /// `enforce_fallback_model_access`); request fallbacks are always checked.
     #[serde(default, deserialize_with = "flex::opt_bool")]
     pub enforce_fallback_model_access: Option<bool>,
+    /// HX's own: seconds a streamed `/v1/messages` call may wait for its upstream before the
+    /// gateway commits the response and sends `ping` events, and between pings (default 5;
+    /// 0 turns pings off).
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub stream_keepalive_seconds: Option<f64>,
 }
 
 /// `rag_settings` (HX's own section; the environment wins over it).

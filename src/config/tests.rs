@@ -286,6 +286,10 @@ fn wrong_types_and_impossible_values_name_the_key_path() {
             "general_settings:\n  max_request_size_mb: 0\n",
             "general_settings.max_request_size_mb",
         ),
+        (
+            "general_settings:\n  stream_keepalive_seconds: -1\n",
+            "general_settings.stream_keepalive_seconds",
+        ),
         ("model_list: {a: 1}\n", "model_list"),
     ];
     for (yaml, path) in cases {

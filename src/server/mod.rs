@@ -4,6 +4,7 @@
 pub mod access_log;
 pub mod auth;
 pub mod extract;
+pub mod keepalive;
 pub mod response;
 pub mod routes;
 pub mod state;

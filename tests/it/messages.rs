@@ -571,3 +571,112 @@ async fn an_upstream_that_does_not_answer_in_time_is_a_504_timeout_error() {
     .await;
     anthropic_error(r, 504, "timeout_error").await;
 }
+
+fn keepalive_config(openai: &MockServer) -> String {
+    yaml("http://127.0.0.1:9", &openai.uri())
+        + &format!("general_settings: {{master_key: {MASTER}, stream_keepalive_seconds: 0.2}}\n")
+}
+
+fn stream_body(text: &str) -> String {
+    let chunks = [
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}}]}),
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+    ];
+    let mut sse: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+    sse.push_str("data: [DONE]\n\n");
+    sse
+}
+
+#[tokio::test]
+async fn a_stream_whose_upstream_is_slow_to_start_gets_pings_and_then_the_answer() {
+    let openai = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(stream_body("Finally."))
+                .set_delay(std::time::Duration::from_millis(900)),
+        )
+        .mount(&openai)
+        .await;
+    let gw = TestGateway::start(&keepalive_config(&openai)).await;
+    let key = virtual_key(&gw).await;
+    let r = post_messages(&gw, "/v1/messages", &key, &message_body("gpt", true), &[]).await;
+    let events = sse_events(r).await;
+    let pings = events.iter().take_while(|e| e["type"] == "ping").count();
+    assert!(pings >= 2, "expected pings while waiting: {events:?}");
+    let rest: Vec<&str> = events[pings..]
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rest,
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    assert_eq!(events[pings + 2]["delta"]["text"], "Finally.");
+    assert_eq!(
+        spend_row(&gw, &key).await["call_type"],
+        "anthropic_messages"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_that_fails_after_its_pings_ends_with_an_anthropic_error_event() {
+    let openai = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(503)
+                .set_body_json(json!({"error": {"message": "overloaded, try later", "type": "server_error", "param": null, "code": null}}))
+                .set_delay(std::time::Duration::from_millis(600)),
+        )
+        .mount(&openai)
+        .await;
+    let gw = TestGateway::start(&keepalive_config(&openai)).await;
+    let r = post_messages(&gw, "/v1/messages", MASTER, &message_body("gpt", true), &[]).await;
+    let events = sse_events(r).await;
+    assert_eq!(events[0]["type"], "ping");
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "error", "{events:?}");
+    assert!(
+        last["error"]["type"].as_str().unwrap().ends_with("_error"),
+        "{last}"
+    );
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("overloaded"),
+        "{last}"
+    );
+    assert_eq!(events.iter().filter(|e| e["type"] != "ping").count(), 1);
+}
+
+#[tokio::test]
+async fn a_stream_answered_within_the_keepalive_interval_has_no_pings_and_keeps_its_headers() {
+    let openai = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(stream_body("Quick.")),
+        )
+        .mount(&openai)
+        .await;
+    let config = keepalive_config(&openai).replace("0.2", "30");
+    let gw = TestGateway::start(&config).await;
+    let r = post_messages(&gw, "/v1/messages", MASTER, &message_body("gpt", true), &[]).await;
+    assert!(r.headers().contains_key("x-litellm-model-id"));
+    let events = sse_events(r).await;
+    assert!(events.iter().all(|e| e["type"] != "ping"), "{events:?}");
+    assert_eq!(events[0]["type"], "message_start");
+}

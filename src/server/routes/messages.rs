@@ -19,6 +19,7 @@ use crate::providers::Upstream;
 use crate::proxy::{self, LlmRequest};
 use crate::server::access_log::RequestLogInfo;
 use crate::server::extract::JsonObject;
+use crate::server::keepalive;
 
 /// The client headers a native Anthropic deployment receives.
 const FORWARDED: [HeaderName; 2] = [
@@ -82,9 +83,22 @@ pub async fn create(
         let JsonObject(body) = body?;
         let mut request = LlmRequest::parse(Endpoint::Messages, body)?;
         request.forward_headers = forwarded(&headers);
-        proxy::handle(&state, &upstream, &caller, request, started).await
+        let keepalive = request
+            .stream
+            .then(|| state.runtime().config.stream_keepalive)
+            .flatten();
+        match keepalive {
+            Some(interval) => {
+                let call = Box::pin(async move {
+                    proxy::handle(&state, &upstream, &caller, request, started).await
+                });
+                keepalive::answer(call, interval).await
+            }
+            None => proxy::handle(&state, &upstream, &caller, request, started)
+                .await
+                .map(crate::server::response::into_response),
+        }
     }
-    .await
-    .map(crate::server::response::into_response);
+    .await;
     answer(info, result)
 }
