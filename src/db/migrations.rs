@@ -22,12 +22,49 @@ struct Migration {
 }
 
 /// Every migration, in order. Append only; never edit an applied one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "litellm_tables",
-    postgres: PG_LITELLM_TABLES,
-    sqlite: SQLITE_LITELLM_TABLES,
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "litellm_tables",
+        postgres: PG_LITELLM_TABLES,
+        sqlite: SQLITE_LITELLM_TABLES,
+    },
+    Migration {
+        version: 2,
+        name: "stored_responses",
+        postgres: PG_RESPONSES,
+        sqlite: SQLITE_RESPONSES,
+    },
+];
+
+/// HX's own table of stored Responses API answers (`db::responses`): in the `hx` schema on
+/// Postgres, where LiteLLM never looks. The JSON columns are text in both backends: they are
+/// written and read whole, never queried into.
+const PG_RESPONSES: &str = r#"
+CREATE TABLE IF NOT EXISTS hx.responses (
+    id TEXT PRIMARY KEY,
+    api_key TEXT NOT NULL,
+    model TEXT NOT NULL,
+    previous_response_id TEXT,
+    created_at BIGINT NOT NULL,
+    input TEXT NOT NULL,
+    response TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS responses_created_at_idx ON hx.responses (created_at);
+"#;
+
+const SQLITE_RESPONSES: &str = r#"
+CREATE TABLE IF NOT EXISTS hx_responses (
+    id TEXT PRIMARY KEY,
+    api_key TEXT NOT NULL,
+    model TEXT NOT NULL,
+    previous_response_id TEXT,
+    created_at INTEGER NOT NULL,
+    input TEXT NOT NULL,
+    response TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS hx_responses_created_at_idx ON hx_responses (created_at);
+"#;
 
 /// LiteLLM's baseline definitions (litellm-proxy-extras, migration 20250326162113_baseline),
 /// minus foreign keys to tables HX does not create, plus `LiteLLM_SpendLogs.status` (added by

@@ -5,6 +5,7 @@
 //! - [`migrations`]: LiteLLM's schema, built from the migrations LiteLLM ships.
 //! - [`keys`]: key, team and user rows.
 //! - [`spend_logs`]: `"LiteLLM_SpendLogs"` rows and the spend they add to keys, teams, users.
+//! - [`responses`]: HX's own table of stored Responses API answers.
 //!
 //! Why not sqlx's `Any` driver, which would let one query body serve both pools: it has no
 //! chrono, JSON or array types, and LiteLLM's tables use all three (`models text[]`,
@@ -36,6 +37,7 @@ macro_rules! on_pool {
 
 pub mod keys;
 pub mod migrations;
+pub mod responses;
 pub mod spend_logs;
 
 use std::collections::HashSet;

@@ -459,7 +459,7 @@ async fn migrations_are_idempotent_and_safe_in_parallel() {
         .fetch_all(&pool)
         .await
         .unwrap();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2], "each migration applied once");
     let sqlx_table: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = '_sqlx_migrations'",
     )
@@ -529,7 +529,7 @@ async fn migrations_are_idempotent_and_safe_in_parallel() {
         .fetch_one(store.sqlite_pool().unwrap())
         .await
         .unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(n, 2, "each migration applied once");
     assert!(
         KeyStore::connect(Some("mysql://x"), dir.path(), true)
             .await

@@ -33,5 +33,6 @@ mod rag_ingest;
 mod rag_store;
 #[cfg(feature = "local-embeddings")]
 mod readme;
+mod responses;
 mod routing;
 mod security;
