@@ -7,6 +7,7 @@
 pub mod body;
 pub mod fields;
 pub mod messages;
+pub mod responses;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
