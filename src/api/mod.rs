@@ -12,14 +12,16 @@ pub mod responses;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-/// The endpoint a request came in on: OpenAI's three, and Anthropic's Messages API
-/// ([`messages`]), which reaches a provider that does not speak it translated into `Chat`.
+/// The endpoint a request came in on: OpenAI's chat, completions and embeddings, its
+/// Responses API ([`responses`]) and Anthropic's Messages API ([`messages`]); the last two
+/// reach a provider that does not speak them translated into `Chat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     Chat,
     Completion,
     Embedding,
     Messages,
+    Responses,
 }
 
 impl Endpoint {
@@ -31,6 +33,7 @@ impl Endpoint {
             Endpoint::Completion => "atext_completion",
             Endpoint::Embedding => "aembedding",
             Endpoint::Messages => "anthropic_messages",
+            Endpoint::Responses => "aresponses",
         }
     }
 
@@ -42,6 +45,7 @@ impl Endpoint {
             return Some(Endpoint::Messages);
         }
         match name.trim_start_matches('a') {
+            "responses" => Some(Endpoint::Responses),
             "completion" => Some(Endpoint::Chat),
             "text_completion" => Some(Endpoint::Completion),
             "embedding" => Some(Endpoint::Embedding),
@@ -50,10 +54,11 @@ impl Endpoint {
     }
 
     /// The path below an OpenAI-compatible base URL (a Messages request is sent there as a
-    /// chat completion).
+    /// chat completion; a Responses request to a server that serves the Responses API).
     pub fn openai_path(self) -> &'static str {
         match self {
             Endpoint::Chat | Endpoint::Messages => "/chat/completions",
+            Endpoint::Responses => "/responses",
             Endpoint::Completion => "/completions",
             Endpoint::Embedding => "/embeddings",
         }
@@ -119,6 +124,7 @@ pub fn answer_usage(endpoint: Endpoint, body: &[u8]) -> Option<Usage> {
                 .flatten()
                 .map(Usage::from)
         }
+        Endpoint::Responses => responses::usage_of_response(body),
         _ => usage_of(body),
     }
 }

@@ -130,6 +130,8 @@ pub struct Deployment {
     pub prices: crate::prices::ModelPrices,
     pub max_tokens: Option<u64>,
     pub max_input_tokens: Option<u64>,
+    /// `model_info.supports_responses_api`.
+    pub supports_responses_api: bool,
 }
 
 impl Deployment {
@@ -311,6 +313,7 @@ pub fn build(
         prices,
         max_tokens: info.max_tokens,
         max_input_tokens: info.max_input_tokens,
+        supports_responses_api: info.supports_responses_api.unwrap_or(false),
     })
 }
 

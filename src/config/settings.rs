@@ -182,6 +182,9 @@ pub struct ModelInfo {
     pub max_tokens: Option<u64>,
     #[serde(default, deserialize_with = "flex::opt_u64")]
     pub max_input_tokens: Option<u64>,
+    /// The deployment's server serves OpenAI's Responses API itself (LiteLLM's flag).
+    #[serde(default, deserialize_with = "flex::opt_bool")]
+    pub supports_responses_api: Option<bool>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }

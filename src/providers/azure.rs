@@ -7,10 +7,16 @@ use super::http::extra_headers;
 use super::openai::{endpoint_url, endpoint_urls, exchange};
 use super::transport::UpstreamUrl;
 use super::{ProviderError, ProviderResponse, ProviderUnavailable, UpstreamRequest};
+use crate::api::Endpoint;
 use crate::config::Deployment;
 
 /// The `api-version` LiteLLM uses when a deployment names none.
 const DEFAULT_API_VERSION: &str = "2024-10-21";
+
+/// The first `api-version` with the Responses API, and the one used for it when a
+/// deployment's own is older.
+const MIN_RESPONSES_API_VERSION: &str = "2025-03-01";
+const RESPONSES_API_VERSION: &str = "2025-04-01-preview";
 
 #[derive(Debug, Clone)]
 pub struct Azure {
@@ -18,7 +24,7 @@ pub struct Azure {
     deployment_url: String,
     api_version: String,
     /// Each endpoint's URL with `api-version`, parsed once; `None` when they do not parse.
-    urls: Option<Box<[UpstreamUrl; 3]>>,
+    urls: Option<Box<[UpstreamUrl; 4]>>,
     headers: HeaderMap,
     secret: Option<String>,
 }
@@ -55,11 +61,22 @@ impl Azure {
             d.model
         );
         let api_version = d.api_version.as_deref().unwrap_or(DEFAULT_API_VERSION);
-        let urls = endpoint_urls(|endpoint| {
-            format!(
+        // Azure serves the Responses API per resource (the deployment named in the body's
+        // `model`), from api-version 2025-03-01-preview on.
+        let responses_version = if api_version >= MIN_RESPONSES_API_VERSION {
+            api_version
+        } else {
+            RESPONSES_API_VERSION
+        };
+        let urls = endpoint_urls(|endpoint| match endpoint {
+            Endpoint::Responses => format!(
+                "{}/openai/responses?api-version={responses_version}",
+                base.trim_end_matches('/')
+            ),
+            _ => format!(
                 "{deployment_url}{}?api-version={api_version}",
                 endpoint.openai_path()
-            )
+            ),
         });
         Ok(Azure {
             api_version: api_version.to_string(),

@@ -3,14 +3,11 @@
 //! a chat completion for the provider and its answer or stream translated back
 //! (`api::messages`).
 
-use std::collections::VecDeque;
-
-use futures::StreamExt;
-
+use super::bridge::{Translator, translate};
 use super::native::openai_error_body;
-use super::{ChunkStream, Provider, ProviderError, ProviderResponse, UpstreamRequest};
-use crate::api::Endpoint;
+use super::{Provider, ProviderError, ProviderResponse, UpstreamRequest};
 use crate::api::messages::{ChunksToEvents, from_chat_answer, to_chat_request};
+use crate::api::{Endpoint, StreamChunk};
 
 /// One Messages call to one deployment.
 pub async fn call(
@@ -36,46 +33,24 @@ pub async fn call(
                 retry_after: None,
             }),
         },
-        ProviderResponse::Stream(chunks) => Ok(ProviderResponse::Stream(events(chunks, model))),
+        ProviderResponse::Stream(chunks) => Ok(ProviderResponse::Stream(translate(
+            chunks,
+            ChunksToEvents::new(model),
+        ))),
     }
 }
 
-/// An OpenAI chunk stream as a Messages event stream.
-fn events(chunks: ChunkStream, model: String) -> ChunkStream {
-    struct State {
-        upstream: Option<ChunkStream>,
-        translator: ChunksToEvents,
-        pending: VecDeque<crate::api::StreamChunk>,
+impl Translator for ChunksToEvents {
+    fn on_chunk(&mut self, data: &[u8]) -> Result<Vec<StreamChunk>, String> {
+        ChunksToEvents::on_chunk(self, data)
     }
-    let state = State {
-        upstream: Some(chunks),
-        translator: ChunksToEvents::new(model),
-        pending: VecDeque::new(),
-    };
-    Box::pin(futures::stream::unfold(state, |mut s| async move {
-        loop {
-            if let Some(event) = s.pending.pop_front() {
-                return Some((Ok(event), s));
-            }
-            let upstream = s.upstream.as_mut()?;
-            match upstream.next().await {
-                Some(Ok(chunk)) => match s.translator.on_chunk(&chunk.data) {
-                    Ok(events) => s.pending.extend(events),
-                    Err(e) => {
-                        s.upstream = None;
-                        return Some((Err(ProviderError::Stream(e)), s));
-                    }
-                },
-                Some(Err(e)) => {
-                    s.upstream = None;
-                    return Some((Err(e), s));
-                }
-                None => {
-                    s.upstream = None;
-                    let closing = s.translator.finish();
-                    s.pending.extend(closing);
-                }
-            }
-        }
-    }))
+
+    fn finish(&mut self) -> Vec<StreamChunk> {
+        ChunksToEvents::finish(self)
+    }
+
+    /// The pipeline frames the error as Anthropic's `event: error`.
+    fn fail(&mut self, error: ProviderError) -> Result<Vec<StreamChunk>, ProviderError> {
+        Err(error)
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod anthropic;
 pub mod azure;
+pub mod bridge;
 pub mod gemini;
 pub mod http;
 pub mod local;
@@ -14,6 +15,7 @@ pub mod mock;
 pub mod native;
 pub mod ollama;
 pub mod openai;
+pub mod responses;
 pub mod sse;
 pub mod transport;
 
@@ -223,10 +225,21 @@ impl Provider {
         &self,
         request: UpstreamRequest<'_>,
     ) -> Result<ProviderResponse, ProviderError> {
-        if request.endpoint == Endpoint::Messages {
-            return messages::call(self, request).await;
+        match request.endpoint {
+            Endpoint::Messages => messages::call(self, request).await,
+            Endpoint::Responses => responses::call(self, request).await,
+            _ => self.call_openai(request).await,
         }
-        self.call_openai(request).await
+    }
+
+    /// Whether the provider serves OpenAI's Responses API itself (else `/v1/responses` is
+    /// bridged onto chat completions, [`responses`]).
+    pub fn serves_responses(&self) -> bool {
+        match self {
+            Provider::OpenAi(p) => p.serves_responses(),
+            Provider::Azure(_) => true,
+            _ => false,
+        }
     }
 
     /// The provider when it speaks Anthropic's Messages wire format itself.

@@ -16,10 +16,13 @@ use crate::secret::scrub;
 #[derive(Debug, Clone)]
 pub struct OpenAiCompatible {
     base_url: String,
-    /// The three endpoint URLs parsed once (chat, completions, embeddings): parsing a URL per
-    /// request showed in the profile. `None` when `api_base` does not parse; every request
+    /// The endpoint URLs parsed once (chat, completions, embeddings, responses): parsing a URL
+    /// per request showed in the profile. `None` when `api_base` does not parse; every request
     /// then fails as an unreachable upstream (502) naming the redacted `api_base`.
-    urls: Option<Box<[UpstreamUrl; 3]>>,
+    urls: Option<Box<[UpstreamUrl; 4]>>,
+    /// The server serves OpenAI's Responses API itself: OpenAI's own, or one whose
+    /// `model_info.supports_responses_api` says so (vLLM, Ollama and LM Studio mostly do not).
+    serves_responses: bool,
     headers: HeaderMap,
     /// Upstream key, to scrub from any error text an upstream echoes back.
     secret: Option<String>,
@@ -57,12 +60,19 @@ impl OpenAiCompatible {
             headers.insert(HeaderName::from_static("openai-organization"), value);
         }
         let urls = endpoint_urls(|endpoint| format!("{base_url}{}", endpoint.openai_path()));
+        let serves_responses = d.supports_responses_api || is_openais_own(&base_url);
         Ok(OpenAiCompatible {
+            serves_responses,
             base_url,
             urls,
             headers,
             secret: d.api_key.as_ref().map(|k| k.expose().to_string()),
         })
+    }
+
+    /// Whether `/v1/responses` goes to this server as it is (else it is bridged onto chat).
+    pub fn serves_responses(&self) -> bool {
+        self.serves_responses
     }
 
     pub async fn call(
@@ -86,28 +96,35 @@ impl OpenAiCompatible {
     }
 }
 
+/// OpenAI's own API (the default `api_base`, or any base on `api.openai.com`).
+fn is_openais_own(base_url: &str) -> bool {
+    reqwest::Url::parse(base_url).is_ok_and(|u| u.host_str() == Some("api.openai.com"))
+}
+
 /// The URL of each endpoint, parsed once; `None` when any does not parse.
-pub fn endpoint_urls(url_of: impl Fn(Endpoint) -> String) -> Option<Box<[UpstreamUrl; 3]>> {
+pub fn endpoint_urls(url_of: impl Fn(Endpoint) -> String) -> Option<Box<[UpstreamUrl; 4]>> {
     let parse = |endpoint| UpstreamUrl::parse(&url_of(endpoint));
     match (
         parse(Endpoint::Chat),
         parse(Endpoint::Completion),
         parse(Endpoint::Embedding),
+        parse(Endpoint::Responses),
     ) {
-        (Some(chat), Some(completion), Some(embedding)) => {
-            Some(Box::new([chat, completion, embedding]))
+        (Some(chat), Some(completion), Some(embedding), Some(responses)) => {
+            Some(Box::new([chat, completion, embedding, responses]))
         }
         _ => None,
     }
 }
 
 /// The URL for an endpoint out of [`endpoint_urls`].
-pub fn endpoint_url(urls: &[UpstreamUrl; 3], endpoint: Endpoint) -> &UpstreamUrl {
+pub fn endpoint_url(urls: &[UpstreamUrl; 4], endpoint: Endpoint) -> &UpstreamUrl {
     match endpoint {
         // A Messages request reaches an OpenAI-wire provider translated into a chat.
         Endpoint::Chat | Endpoint::Messages => &urls[0],
         Endpoint::Completion => &urls[1],
         Endpoint::Embedding => &urls[2],
+        Endpoint::Responses => &urls[3],
     }
 }
 
@@ -118,6 +135,9 @@ pub async fn exchange(
     request: UpstreamRequest<'_>,
     secret: Option<&str>,
 ) -> Result<ProviderResponse, ProviderError> {
+    if request.endpoint == Endpoint::Responses {
+        return responses_exchange(url, headers, request, secret).await;
+    }
     let mut body = WireBody::new(&request);
     let result = send(url, headers, &body, &request, secret).await;
     match result {
@@ -259,14 +279,53 @@ impl Serialize for WithIncludeUsage<'_> {
     }
 }
 
-async fn send(
+/// A Responses API request to a server that serves it: the client's body with the model
+/// renamed and the deployment's defaults, nothing added (`stream_options` is not the chat
+/// one there); the answer, and each stream event as it arrives, passed back as sent, usage
+/// read on the way (`response.completed`).
+async fn responses_exchange(
     url: &UpstreamUrl,
     headers: &HeaderMap,
-    body: &WireBody<'_>,
-    request: &UpstreamRequest<'_>,
+    request: UpstreamRequest<'_>,
     secret: Option<&str>,
 ) -> Result<ProviderResponse, ProviderError> {
-    let payload = serde_json::to_vec(body).map_err(|e| ProviderError::Connect(e.to_string()))?;
+    use futures::StreamExt;
+    let mut body = super::native::body_with_defaults(&request);
+    body.insert(
+        "model".into(),
+        Value::String(request.deployment.upstream_model(request.requested_model)),
+    );
+    let payload = serde_json::to_vec(&body).map_err(|e| ProviderError::Connect(e.to_string()))?;
+    let timeout = request.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let response = post_checked(url, headers, payload, &request, secret).await?;
+    if request.stream {
+        let mut usage = crate::api::responses::NativeUsage::default();
+        let events = sse::events(response.into_stream()).map(move |event| {
+            let (name, data) = event?;
+            let seen = usage.on_event(&name, &data);
+            let name = if name.is_empty() { "message" } else { &name };
+            Ok(crate::api::StreamChunk {
+                data: crate::api::messages::frame(name, data.as_bytes()),
+                usage: seen,
+                usage_only: false,
+            })
+        });
+        return Ok(ProviderResponse::Stream(Box::pin(events)));
+    }
+    let body = response.bytes(timeout, secret).await?;
+    let usage = crate::api::responses::usage_of_response(&body);
+    Ok(ProviderResponse::Complete { body, usage })
+}
+
+/// One POST; a non-success status is [`ProviderError::Status`] with the upstream's body (secrets
+/// removed) and its `retry-after`.
+async fn post_checked(
+    url: &UpstreamUrl,
+    headers: &HeaderMap,
+    payload: Vec<u8>,
+    request: &UpstreamRequest<'_>,
+    secret: Option<&str>,
+) -> Result<transport::UpstreamResponse, ProviderError> {
     let timeout = request.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let response = transport::post(
         request.upstream,
@@ -290,6 +349,19 @@ async fn send(
             retry_after,
         });
     }
+    Ok(response)
+}
+
+async fn send(
+    url: &UpstreamUrl,
+    headers: &HeaderMap,
+    body: &WireBody<'_>,
+    request: &UpstreamRequest<'_>,
+    secret: Option<&str>,
+) -> Result<ProviderResponse, ProviderError> {
+    let payload = serde_json::to_vec(body).map_err(|e| ProviderError::Connect(e.to_string()))?;
+    let timeout = request.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let response = post_checked(url, headers, payload, request, secret).await?;
     if request.stream {
         return Ok(ProviderResponse::Stream(sse::openai_chunks(
             response.into_stream(),

@@ -54,7 +54,7 @@ pub fn estimated_max_cost<'a>(
     body: &Map<String, Value>,
 ) -> f64 {
     let prompt = crate::tokens::estimate_prompt_tokens(body);
-    let asked = ["max_tokens", "max_completion_tokens"]
+    let asked = ["max_tokens", "max_completion_tokens", "max_output_tokens"]
         .iter()
         .find_map(|k| body.get(*k).and_then(Value::as_u64));
     let mut max: f64 = 0.0;
@@ -67,14 +67,15 @@ pub fn estimated_max_cost<'a>(
             let output = match endpoint {
                 Endpoint::Embedding => 0,
                 // A `mock_response` deployment's answer is known in advance.
-                Endpoint::Chat | Endpoint::Completion | Endpoint::Messages => {
-                    match &deployment.mock_response {
-                        Some(text) => crate::tokens::rough_tokens(text),
-                        None => asked
-                            .or(deployment.max_tokens)
-                            .unwrap_or(DEFAULT_OUTPUT_TOKENS),
-                    }
-                }
+                Endpoint::Chat
+                | Endpoint::Completion
+                | Endpoint::Messages
+                | Endpoint::Responses => match &deployment.mock_response {
+                    Some(text) => crate::tokens::rough_tokens(text),
+                    None => asked
+                        .or(deployment.max_tokens)
+                        .unwrap_or(DEFAULT_OUTPUT_TOKENS),
+                },
             };
             max = max.max(crate::prices::cost_at(&deployment.prices, prompt, output));
         }

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use crate::api::fields::{optional_bool, required_str};
 use crate::api::{Endpoint, Usage};
 use crate::caller::Caller;
-use crate::error::{ApiError, Protocol};
+use crate::error::ApiError;
 use crate::gateway::AppState;
 use crate::providers::{ProviderResponse, Upstream};
 use crate::router::{RouteFailure, RouteRequest, Routed};
@@ -52,7 +52,7 @@ impl LlmRequest {
         let (field, what) = match endpoint {
             Endpoint::Chat | Endpoint::Messages => ("messages", "a list of messages"),
             Endpoint::Completion => ("prompt", "a string or a list"),
-            Endpoint::Embedding => ("input", "a string or a list"),
+            Endpoint::Embedding | Endpoint::Responses => ("input", "a string or a list"),
         };
         match (endpoint, body.get(field)) {
             (_, None | Some(Value::Null)) => {
@@ -79,7 +79,7 @@ impl LlmRequest {
                 }
             }
             (
-                Endpoint::Completion | Endpoint::Embedding,
+                Endpoint::Completion | Endpoint::Embedding | Endpoint::Responses,
                 Some(Value::String(_) | Value::Array(_)),
             ) => {}
             (_, Some(_)) => {
@@ -226,9 +226,10 @@ pub async fn handle(
             .missing_model_error(&request.model, not_found));
     }
 
-    // A cached answer is replayed as OpenAI chunks when streamed: a streamed Messages call
-    // is not cached.
-    let cacheable = !(request.endpoint == Endpoint::Messages && request.stream);
+    // A cached answer is replayed as OpenAI chunks when streamed: a streamed Messages or
+    // Responses call is not cached.
+    let cacheable =
+        !(matches!(request.endpoint, Endpoint::Messages | Endpoint::Responses) && request.stream);
     let cache_plan = match &state.cache {
         Some(cache) if cacheable => {
             let body = Value::Object(std::mem::take(&mut request.body));
@@ -240,14 +241,15 @@ pub async fn handle(
         }
         _ => None,
     };
-    let anthropic_metadata = match request.endpoint {
+    let protocol_metadata = match request.endpoint {
         Endpoint::Messages => anthropic_metadata(&request.body),
+        Endpoint::Responses => responses_metadata(&request.body),
         _ => None,
     };
     for field in GATEWAY_FIELDS {
         request.body.remove(*field);
     }
-    if let Some(metadata) = anthropic_metadata {
+    if let Some(metadata) = protocol_metadata {
         request.body.insert("metadata".into(), metadata);
     }
     let spend = accounting::SpendSink::for_caller(
@@ -345,10 +347,25 @@ fn anthropic_metadata(body: &Map<String, Value>) -> Option<Value> {
     Some(serde_json::json!({ "user_id": user }))
 }
 
+/// The part of a Responses request's `metadata` that is OpenAI's (string values, stored with
+/// the response), kept when the gateway's own keys (LiteLLM's `tags`, `fallbacks`, ...,
+/// none of them strings) are taken out.
+fn responses_metadata(body: &Map<String, Value>) -> Option<Value> {
+    let Value::Object(metadata) = body.get("metadata")? else {
+        return None;
+    };
+    let kept: Map<String, Value> = metadata
+        .iter()
+        .filter(|(_, v)| v.is_string())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    (!kept.is_empty()).then_some(Value::Object(kept))
+}
+
 /// Tokens reserved against tpm limits before the call: the prompt's rough size plus the
 /// completion budget the client asked for.
 fn estimate_tokens(body: &Map<String, Value>) -> u64 {
-    let budget = ["max_tokens", "max_completion_tokens"]
+    let budget = ["max_tokens", "max_completion_tokens", "max_output_tokens"]
         .iter()
         .find_map(|k| body.get(*k).and_then(Value::as_u64))
         .unwrap_or(0);
@@ -410,10 +427,7 @@ fn reply(
         }
         ProviderResponse::Stream(chunks) => {
             let group = model_group.clone();
-            let protocol = match finish.endpoint {
-                Endpoint::Messages => Protocol::Anthropic,
-                _ => Protocol::OpenAi,
-            };
+            let framing = stream::Framing::of(finish.endpoint);
             ReplyBody::Sse(
                 stream::SseStream::new(
                     chunks,
@@ -425,7 +439,7 @@ fn reply(
                     }),
                 )
                 .with_request_start(started)
-                .with_protocol(protocol),
+                .with_framing(framing),
             )
         }
     };

@@ -1,9 +1,11 @@
 //! The client side of a streamed answer: frames each upstream chunk as an SSE event the moment
 //! it arrives, drops the usage-only chunk the client did not ask for, ends with `[DONE]`, or
-//! with one OpenAI-shaped error event if the upstream breaks off. A Messages stream's chunks
-//! are whole Anthropic events already: they pass as they are, the stream ends after
-//! `message_stop` without `[DONE]`, and a failure is Anthropic's `event: error`. Dropping it (a client that
-//! went away) drops the upstream stream, which closes the upstream connection.
+//! with one OpenAI-shaped error event if the upstream breaks off. A Messages or Responses
+//! stream's chunks are whole events already: they pass as they are and the stream ends without
+//! `[DONE]`; a failure is Anthropic's `event: error`, or a `response.failed` numbered after
+//! the events sent (a bridged stream's translator writes its own before this sees one).
+//! Dropping it (a client that went away) drops the upstream stream, which closes the upstream
+//! connection.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -13,8 +15,7 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::Stream;
 
-use crate::api::Usage;
-use crate::error::Protocol;
+use crate::api::{Endpoint, Usage, responses};
 use crate::providers::ChunkStream;
 
 /// Called once when the stream ends, however it ends, with the usage seen (if any).
@@ -28,7 +29,32 @@ pub struct SseStream {
     on_finish: Option<OnFinish>,
     /// When the request started; taken at the first chunk for the time-to-first-token metric.
     first_token_from: Option<Instant>,
-    protocol: Protocol,
+    framing: Framing,
+    /// Events sent so far (a Responses stream's next `sequence_number`).
+    sent: u64,
+    /// A Responses stream's id, from its first event.
+    response_id: Option<String>,
+}
+
+/// How chunks become the client's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// OpenAI chunks, framed `data: ...`, ending with `[DONE]`.
+    OpenAiChunks,
+    /// Anthropic's Messages events, already framed.
+    AnthropicEvents,
+    /// OpenAI's Responses events, already framed.
+    ResponsesEvents,
+}
+
+impl Framing {
+    pub fn of(endpoint: Endpoint) -> Self {
+        match endpoint {
+            Endpoint::Messages => Framing::AnthropicEvents,
+            Endpoint::Responses => Framing::ResponsesEvents,
+            _ => Framing::OpenAiChunks,
+        }
+    }
 }
 
 impl SseStream {
@@ -45,13 +71,15 @@ impl SseStream {
             usage: None,
             on_finish: Some(on_finish),
             first_token_from: None,
-            protocol: Protocol::OpenAi,
+            framing: Framing::OpenAiChunks,
+            sent: 0,
+            response_id: None,
         }
     }
 
-    /// Streams in `protocol`'s framing (OpenAI's unless told).
-    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
-        self.protocol = protocol;
+    /// Streams in this framing (OpenAI chunks unless told).
+    pub fn with_framing(mut self, framing: Framing) -> Self {
+        self.framing = framing;
         self
     }
 
@@ -89,11 +117,11 @@ impl Stream for SseStream {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
                     self.finish();
-                    return match self.protocol {
-                        Protocol::OpenAi => {
+                    return match self.framing {
+                        Framing::OpenAiChunks => {
                             Poll::Ready(Some(Ok(Bytes::from_static(b"data: [DONE]\n\n"))))
                         }
-                        Protocol::Anthropic => Poll::Ready(None),
+                        Framing::AnthropicEvents | Framing::ResponsesEvents => Poll::Ready(None),
                     };
                 }
                 Poll::Ready(Some(Err(error))) => {
@@ -101,11 +129,18 @@ impl Stream for SseStream {
                     tracing::warn!(model_group = %model, error = %error, "upstream stream failed after it started");
                     self.finish();
                     let error = error.into_api_error(&model);
-                    let event = match self.protocol {
-                        Protocol::OpenAi => error.sse_event(),
-                        Protocol::Anthropic => error.anthropic_sse_event(),
+                    let event = match self.framing {
+                        Framing::OpenAiChunks => Bytes::from(error.sse_event()),
+                        Framing::AnthropicEvents => Bytes::from(error.anthropic_sse_event()),
+                        Framing::ResponsesEvents => responses::failed_event(
+                            &responses::ResponseContext::new(&serde_json::Map::new()),
+                            self.response_id.as_deref(),
+                            self.sent,
+                            responses::error_code(&error),
+                            &error.message,
+                        ),
                     };
-                    return Poll::Ready(Some(Ok(Bytes::from(event))));
+                    return Poll::Ready(Some(Ok(event)));
                 }
                 Poll::Ready(Some(Ok(chunk))) => {
                     if let Some(usage) = chunk.usage {
@@ -120,14 +155,38 @@ impl Stream for SseStream {
                             started.elapsed(),
                         );
                     }
-                    return Poll::Ready(Some(Ok(match self.protocol {
-                        Protocol::OpenAi => frame(&chunk.data),
-                        Protocol::Anthropic => chunk.data,
+                    if self.framing == Framing::ResponsesEvents {
+                        if self.sent == 0 {
+                            self.response_id = response_id_of(&chunk.data);
+                        }
+                        self.sent += 1;
+                    }
+                    return Poll::Ready(Some(Ok(match self.framing {
+                        Framing::OpenAiChunks => frame(&chunk.data),
+                        Framing::AnthropicEvents | Framing::ResponsesEvents => chunk.data,
                     })));
                 }
             }
         }
     }
+}
+
+/// The Response id in a framed Responses event (`response.created` carries it).
+fn response_id_of(event: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Event {
+        response: Option<Response>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Response {
+        id: String,
+    }
+    let text = std::str::from_utf8(event).ok()?;
+    let data = text.split_once("data: ")?.1.trim_end();
+    serde_json::from_str::<Event>(data)
+        .ok()?
+        .response
+        .map(|r| r.id)
 }
 
 impl Drop for SseStream {

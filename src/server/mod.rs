@@ -59,6 +59,7 @@ pub fn app_with(state: ServerState) -> Router {
                 &format!("{prefix}/messages"),
                 post(routes::messages::create),
             )
+            .route(&format!("{prefix}/responses"), post(routes::llm::responses))
             .route(
                 &format!("{prefix}/messages/count_tokens"),
                 post(routes::messages::count_tokens),

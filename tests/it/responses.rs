@@ -83,3 +83,357 @@ async fn stored_responses_chain_replace_prune_and_delete_in_postgres() {
         .unwrap();
     stored_responses_contract(store).await;
 }
+
+// ---- the route --------------------------------------------------------------------------
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn route_yaml(base: &str) -> String {
+    format!(
+        r#"
+model_list:
+  - model_name: bridged
+    litellm_params:
+      model: openai/local-model
+      api_base: {base}/v1
+      api_key: sk-up-bridged
+  - model_name: native
+    litellm_params:
+      model: openai/gpt-5-mini
+      api_base: {base}/v1
+      api_key: sk-up-native
+    model_info:
+      supports_responses_api: true
+  - model_name: other
+    litellm_params:
+      model: openai/other
+      api_base: {base}/v1
+router_settings: {{num_retries: 0}}
+"#
+    )
+}
+
+fn chat_answer(text: &str) -> Value {
+    json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "local-model",
+           "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+           "usage": {"prompt_tokens": 21, "completion_tokens": 4, "total_tokens": 25}})
+}
+
+fn codex_like_body(model: &str, stream: bool) -> Value {
+    json!({
+        "model": model,
+        "instructions": "You are a coding agent.",
+        "input": [
+            {"type": "message", "role": "developer", "id": "msg_dev", "content": [{"type": "input_text", "text": "Sandbox: read-only."}]},
+            {"type": "message", "role": "user", "id": "msg_user", "content": [{"type": "input_text", "text": "Say hi"}]}
+        ],
+        "tools": [{"type": "function", "name": "shell", "description": "Runs a command", "parameters": {"type": "object", "properties": {"command": {"type": "array", "items": {"type": "string"}}}, "required": ["command"]}, "strict": false},
+                  {"type": "web_search"}],
+        "tool_choice": "auto",
+        "parallel_tool_calls": false,
+        "reasoning": {"effort": "medium", "summary": "auto"},
+        "store": false,
+        "include": ["reasoning.encrypted_content"],
+        "stream": stream
+    })
+}
+
+async fn generate_key(gw: &TestGateway, body: Value) -> String {
+    let r = gw.post("/key/generate", body).await;
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn spend_call_types(gw: &TestGateway, key: &str) -> Vec<(String, i64)> {
+    let keys = gw.state.keys().unwrap();
+    keys.flush_spend().await.unwrap();
+    sqlx::query_as(r#"SELECT call_type, prompt_tokens FROM "LiteLLM_SpendLogs" WHERE api_key = ?"#)
+        .bind(hx_gateway::secret::hash_key(key))
+        .fetch_all(keys.store().sqlite_pool().unwrap())
+        .await
+        .unwrap()
+}
+
+/// The `(event name, data)` of a Responses stream, each name matching the data's type.
+async fn response_events(response: reqwest::Response) -> Vec<Value> {
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("[DONE]"), "{text}");
+    text.split("\n\n")
+        .filter(|frame| !frame.trim().is_empty())
+        .map(|frame| {
+            let (name, data) = frame
+                .split_once("\ndata: ")
+                .unwrap_or_else(|| panic!("{frame}"));
+            let value: Value = serde_json::from_str(data).unwrap();
+            assert_eq!(name, format!("event: {}", value["type"].as_str().unwrap()));
+            value
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_responses_call_to_a_chat_only_deployment_is_bridged_both_ways_and_charged_as_aresponses()
+{
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_answer("Hi there.")))
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&route_yaml(&upstream.uri())).await;
+    let key = generate_key(&gw, json!({"models": ["bridged"]})).await;
+    let r = gw
+        .client
+        .post(gw.url("/v1/responses"))
+        .bearer_auth(&key)
+        .json(&codex_like_body("bridged", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-litellm-model-id"));
+    let response: Value = r.json().await.unwrap();
+    assert_eq!(response["object"], "response");
+    assert!(response["id"].as_str().unwrap().starts_with("resp_"));
+    assert_eq!(response["status"], "completed");
+    assert_eq!(response["model"], "bridged");
+    let message = response["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "message")
+        .unwrap();
+    assert_eq!(message["content"][0]["type"], "output_text");
+    assert_eq!(message["content"][0]["text"], "Hi there.");
+    assert_eq!(response["usage"]["input_tokens"], 21);
+    assert_eq!(response["usage"]["output_tokens"], 4);
+    // What reached the chat upstream: the instructions and developer turn as system, the
+    // function tool, no hosted tool, the effort.
+    let sent: Value =
+        serde_json::from_slice(&upstream.received_requests().await.unwrap()[0].body).unwrap();
+    assert_eq!(sent["model"], "local-model");
+    assert_eq!(sent["messages"][0]["role"], "system");
+    assert!(
+        sent["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("You are a coding agent.")
+    );
+    assert_eq!(
+        sent["messages"].as_array().unwrap().last().unwrap()["content"],
+        "Say hi"
+    );
+    let tools = sent["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 1, "{tools:?}");
+    assert_eq!(tools[0]["function"]["name"], "shell");
+    assert_eq!(sent["reasoning_effort"], "medium");
+    assert_eq!(
+        spend_call_types(&gw, &key).await,
+        [("aresponses".to_string(), 21)]
+    );
+}
+
+#[tokio::test]
+async fn a_bridged_stream_has_the_responses_events_in_order_with_sequence_numbers() {
+    let upstream = MockServer::start().await;
+    let chunks = [
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}}]}),
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"content": "lo"}}]}),
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_9", "type": "function", "function": {"name": "shell", "arguments": "{\"command\":"}}]}}]}),
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "[\"ls\"]}"}}]}}]}),
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": {"prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39}}),
+    ];
+    let mut sse: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+    sse.push_str("data: [DONE]\n\n");
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(sse),
+        )
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&route_yaml(&upstream.uri())).await;
+    let key = generate_key(&gw, json!({})).await;
+    let r = gw
+        .client
+        .post(gw.url("/responses"))
+        .bearer_auth(&key)
+        .json(&codex_like_body("bridged", true))
+        .send()
+        .await
+        .unwrap();
+    let events = response_events(r).await;
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["sequence_number"], i as u64, "{e}");
+    }
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types[0], "response.created");
+    assert_eq!(types[1], "response.in_progress");
+    assert_eq!(*types.last().unwrap(), "response.completed");
+    for expected in [
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+    ] {
+        assert!(types.contains(&expected), "{expected} missing: {types:?}");
+    }
+    let text: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "Hello");
+    let done = events.last().unwrap();
+    let output = done["response"]["output"].as_array().unwrap();
+    let call = output
+        .iter()
+        .find(|i| i["type"] == "function_call")
+        .unwrap();
+    assert_eq!(call["call_id"], "call_9");
+    assert_eq!(call["name"], "shell");
+    assert_eq!(
+        serde_json::from_str::<Value>(call["arguments"].as_str().unwrap()).unwrap(),
+        json!({"command": ["ls"]})
+    );
+    assert_eq!(done["response"]["usage"]["input_tokens"], 30);
+    assert_eq!(events[0]["response"]["id"], done["response"]["id"]);
+    assert_eq!(
+        spend_call_types(&gw, &key).await,
+        [("aresponses".to_string(), 30)]
+    );
+}
+
+#[tokio::test]
+async fn a_deployment_that_serves_the_responses_api_gets_the_request_as_sent_and_its_events_relayed()
+ {
+    let upstream = MockServer::start().await;
+    let completed = json!({"type": "response.completed", "sequence_number": 2, "response": {
+        "id": "resp_upstream", "object": "response", "status": "completed", "model": "gpt-5-mini",
+        "output": [{"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                    "content": [{"type": "output_text", "text": "native", "annotations": []}]}],
+        "usage": {"input_tokens": 12, "input_tokens_details": {"cached_tokens": 2},
+                  "output_tokens": 3, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 15}}});
+    let events = [
+        json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_upstream", "object": "response", "status": "in_progress", "output": []}}),
+        json!({"type": "response.output_text.delta", "sequence_number": 1, "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": "native"}),
+        completed,
+    ];
+    let sse: String = events
+        .iter()
+        .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap()))
+        .collect();
+    Mock::given(method("POST"))
+        .and(path("/v1/responses"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(sse),
+        )
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&route_yaml(&upstream.uri())).await;
+    let key = generate_key(&gw, json!({})).await;
+    let mut body = codex_like_body("native", true);
+    body["previous_response_id"] = json!("resp_earlier_at_openai");
+    let r = gw
+        .client
+        .post(gw.url("/v1/responses"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let got = response_events(r).await;
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[2], events[2]);
+    let request = &upstream.received_requests().await.unwrap()[0];
+    assert_eq!(request.headers["authorization"], "Bearer sk-up-native");
+    let sent: Value = serde_json::from_slice(&request.body).unwrap();
+    let mut expected = body.clone();
+    expected["model"] = json!("gpt-5-mini");
+    assert_eq!(sent, expected, "passed through with the model renamed");
+    assert_eq!(
+        spend_call_types(&gw, &key).await,
+        [("aresponses".to_string(), 12)]
+    );
+}
+
+#[tokio::test]
+async fn a_responses_call_for_a_model_the_key_may_not_use_is_refused_in_openais_shape() {
+    let upstream = MockServer::start().await;
+    let gw = TestGateway::start(&route_yaml(&upstream.uri())).await;
+    let key = generate_key(&gw, json!({"models": ["bridged"]})).await;
+    let mut body = codex_like_body("other", false);
+    body["fallbacks"] = json!(["native"]);
+    let r = gw
+        .client
+        .post(gw.url("/v1/responses"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let error: Value = r.json().await.unwrap();
+    assert!(error["error"]["message"].is_string(), "{error}");
+    assert!(error["error"]["type"].is_string(), "{error}");
+    let r = gw
+        .client
+        .post(gw.url("/v1/responses"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "bridged"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let error: Value = r.json().await.unwrap();
+    assert_eq!(error["error"]["param"], "input", "{error}");
+    assert!(upstream.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_bridged_stream_whose_upstream_breaks_off_ends_with_response_failed() {
+    let upstream = MockServer::start().await;
+    let sse = format!(
+        "data: {}\n\ndata: {{not json\n\n",
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "partial"}}]})
+    );
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(sse),
+        )
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&route_yaml(&upstream.uri())).await;
+    let r = gw
+        .client
+        .post(gw.url("/v1/responses"))
+        .bearer_auth(MASTER)
+        .json(&codex_like_body("bridged", true))
+        .send()
+        .await
+        .unwrap();
+    let events = response_events(r).await;
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "response.failed", "{events:?}");
+    assert_eq!(last["response"]["status"], "failed");
+    assert!(last["response"]["error"]["message"].is_string(), "{last}");
+    assert_eq!(last["sequence_number"], (events.len() - 1) as u64);
+}

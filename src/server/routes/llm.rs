@@ -1,4 +1,5 @@
-//! `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` (and their unprefixed twins).
+//! `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/responses` (and their
+//! unprefixed twins).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,6 +41,16 @@ pub async fn embeddings(
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     Ok(run_logged(state, upstream, caller, Endpoint::Embedding, body).await)
+}
+
+/// OpenAI's Responses API: natively or bridged per deployment (`providers::responses`).
+pub async fn responses(
+    state: State<Arc<AppState>>,
+    upstream: State<Upstream>,
+    caller: Caller,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    Ok(run_logged(state, upstream, caller, Endpoint::Responses, body).await)
 }
 
 async fn run_logged(
