@@ -2,17 +2,17 @@
 //! the translation both ways between a Messages exchange and an OpenAI chat completion, for
 //! the deployments that do not speak Anthropic's wire format.
 //!
-//! Thinking travels on the OpenAI side as LiteLLM carries it: the assistant message's
-//! `reasoning_content` (the text) and `thinking_blocks` (`{"type": "thinking", "thinking",
-//! "signature"}` and `{"type": "redacted_thinking", "data"}`), and in a stream the deltas'
-//! `reasoning_content` and `thinking_blocks[].signature`. A Messages `thinking` block becomes
-//! both on the way out and comes back from either, signature included, so a multi-turn tool
-//! conversation with thinking survives the round trip.
+//! Thinking travels on the OpenAI side in the words of [`super::thinking`]: a Messages
+//! `thinking` block becomes both `reasoning_content` and a `thinking_blocks` entry on the way
+//! out, and comes back from either, its signature included (in a stream as a
+//! `signature_delta`), so a multi-turn tool conversation with thinking survives the round
+//! trip.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::thinking::{REASONING_CONTENT, THINKING_BLOCKS, ThinkingBlock};
 use super::{StreamChunk, Usage};
 use crate::error::ApiError;
 
@@ -352,19 +352,15 @@ fn assistant_message(blocks: &[Value], i: usize) -> Result<Value, ApiError> {
         let at = || format!("messages[{i}].content[{j}]");
         match block.get("type").and_then(Value::as_str) {
             Some("text") => text.push_str(block.get("text").and_then(Value::as_str).unwrap_or("")),
-            Some("thinking") => {
-                let thought = block.get("thinking").and_then(Value::as_str).unwrap_or("");
-                reasoning.push_str(thought);
-                thinking_blocks.push(json!({
-                    "type": "thinking",
-                    "thinking": thought,
-                    "signature": block.get("signature").cloned().unwrap_or(Value::Null),
-                }));
+            Some("thinking" | "redacted_thinking") => {
+                // Read with its type known, so it always parses (missing fields are empty).
+                if let Some(block) = ThinkingBlock::read(block) {
+                    if let ThinkingBlock::Thinking { thinking, .. } = &block {
+                        reasoning.push_str(thinking);
+                    }
+                    thinking_blocks.push(block.to_json());
+                }
             }
-            Some("redacted_thinking") => thinking_blocks.push(json!({
-                "type": "redacted_thinking",
-                "data": block.get("data").cloned().unwrap_or(Value::Null),
-            })),
             Some("tool_use") => {
                 let id = block.get("id").and_then(Value::as_str).ok_or_else(|| {
                     invalid(
@@ -408,8 +404,8 @@ fn assistant_message(blocks: &[Value], i: usize) -> Result<Value, ApiError> {
         message.insert("tool_calls".into(), Value::Array(tool_calls));
     }
     if !thinking_blocks.is_empty() {
-        message.insert("reasoning_content".into(), Value::String(reasoning));
-        message.insert("thinking_blocks".into(), Value::Array(thinking_blocks));
+        message.insert(REASONING_CONTENT.into(), Value::String(reasoning));
+        message.insert(THINKING_BLOCKS.into(), Value::Array(thinking_blocks));
     }
     Ok(Value::Object(message))
 }
@@ -584,6 +580,7 @@ struct AnswerChoice {
     finish_reason: Option<String>,
 }
 
+/// `reasoning_content` and `thinking_blocks` are [`REASONING_CONTENT`] and [`THINKING_BLOCKS`].
 #[derive(Debug, Default, Deserialize)]
 struct AnswerMessage {
     #[serde(default)]
@@ -651,23 +648,18 @@ pub fn from_chat_answer(answer: &[u8], model: &str) -> Result<(Bytes, Option<Usa
         None => (AnswerMessage::default(), None),
     };
     let mut content = Vec::new();
-    match message.thinking_blocks {
-        Some(blocks) if !blocks.is_empty() => content.extend(blocks.into_iter().map(|b| {
-            if b.get("type").and_then(Value::as_str) == Some("redacted_thinking") {
-                json!({"type": "redacted_thinking", "data": b.get("data").cloned().unwrap_or(Value::Null)})
-            } else {
-                json!({
-                    "type": "thinking",
-                    "thinking": b.get("thinking").cloned().unwrap_or(json!("")),
-                    "signature": b.get("signature").cloned().unwrap_or(json!("")),
-                })
-            }
-        })),
-        _ => {
-            if let Some(reasoning) = message.reasoning_content.filter(|r| !r.is_empty()) {
-                content.push(json!({"type": "thinking", "thinking": reasoning, "signature": ""}));
-            }
+    let blocks: Vec<ThinkingBlock> = message
+        .thinking_blocks
+        .iter()
+        .flatten()
+        .filter_map(ThinkingBlock::read)
+        .collect();
+    if blocks.is_empty() {
+        if let Some(reasoning) = message.reasoning_content.filter(|r| !r.is_empty()) {
+            content.push(json!({"type": "thinking", "thinking": reasoning, "signature": ""}));
         }
+    } else {
+        content.extend(blocks.iter().map(ThinkingBlock::to_json));
     }
     let text = match message.content {
         Some(Value::String(s)) => s,
@@ -744,6 +736,7 @@ struct ChunkChoice {
     finish_reason: Option<String>,
 }
 
+/// `reasoning_content` and `thinking_blocks` are [`REASONING_CONTENT`] and [`THINKING_BLOCKS`].
 #[derive(Debug, Default, Deserialize)]
 struct Delta {
     #[serde(default)]
@@ -779,6 +772,7 @@ struct FunctionDelta {
 enum Open {
     Text,
     Thinking,
+    Redacted,
     /// A tool call, by its OpenAI index.
     Tool(u64),
 }
@@ -879,30 +873,57 @@ impl ChunksToEvents {
         };
         self.start(&mut out);
         let delta = choice.delta;
-        if let Some(thought) = delta.reasoning_content.filter(|t| !t.is_empty()) {
-            self.switch(
-                Open::Thinking,
-                || json!({"type": "thinking", "thinking": "", "signature": ""}),
-                &mut out,
-            );
+        let blocks: Vec<ThinkingBlock> = delta
+            .thinking_blocks
+            .iter()
+            .flatten()
+            .filter_map(ThinkingBlock::read)
+            .collect();
+        // The text comes as `reasoning_content` (LiteLLM repeats it in the blocks); a server
+        // that sends it only in the blocks is read there.
+        let thought = delta
+            .reasoning_content
+            .filter(|t| !t.is_empty())
+            .or_else(|| {
+                let text: String = blocks
+                    .iter()
+                    .filter_map(|b| match b {
+                        ThinkingBlock::Thinking { thinking, .. } => Some(thinking.as_str()),
+                        ThinkingBlock::RedactedThinking { .. } => None,
+                    })
+                    .collect();
+                (!text.is_empty()).then_some(text)
+            });
+        if let Some(thought) = thought {
+            self.switch(Open::Thinking, empty_thinking, &mut out);
             self.delta(
                 json!({"type": "thinking_delta", "thinking": thought}),
                 &mut out,
             );
         }
-        for block in delta.thinking_blocks.unwrap_or_default() {
-            if let Some(signature) = block.get("signature").and_then(Value::as_str)
-                && !signature.is_empty()
-            {
-                self.switch(
-                    Open::Thinking,
-                    || json!({"type": "thinking", "thinking": "", "signature": ""}),
-                    &mut out,
-                );
-                self.delta(
-                    json!({"type": "signature_delta", "signature": signature}),
-                    &mut out,
-                );
+        for block in blocks {
+            match block {
+                // The signature ends its block (Anthropic sends it just before
+                // `content_block_stop`): thinking after it is a block of its own.
+                ThinkingBlock::Thinking { signature, .. } if !signature.is_empty() => {
+                    self.switch(Open::Thinking, empty_thinking, &mut out);
+                    self.delta(
+                        json!({"type": "signature_delta", "signature": signature}),
+                        &mut out,
+                    );
+                    self.close(&mut out);
+                }
+                // Whole in one entry, as Anthropic streams it: started and stopped at once.
+                ThinkingBlock::RedactedThinking { data } => {
+                    self.close(&mut out);
+                    self.switch(
+                        Open::Redacted,
+                        || json!({"type": "redacted_thinking", "data": data}),
+                        &mut out,
+                    );
+                    self.close(&mut out);
+                }
+                ThinkingBlock::Thinking { .. } => {}
             }
         }
         if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
@@ -964,6 +985,10 @@ impl ChunksToEvents {
         push(&mut out, json!({"type": "message_stop"}));
         out
     }
+}
+
+fn empty_thinking() -> Value {
+    json!({"type": "thinking", "thinking": "", "signature": ""})
 }
 
 fn push(out: &mut Vec<StreamChunk>, value: Value) {
@@ -1303,6 +1328,62 @@ mod tests {
         assert_eq!(events[12]["index"], 2);
         assert_eq!(events[13]["delta"]["stop_reason"], "tool_use");
         assert_eq!(events[13]["usage"]["output_tokens"], 4);
+    }
+
+    #[test]
+    fn a_signature_ends_its_thinking_block_and_redacted_thinking_is_a_block_of_its_own() {
+        // LiteLLM's deltas: the text in `reasoning_content` and again in the blocks with a null
+        // signature, the signature in an entry of its own; then a second thinking block whose
+        // text comes only in the blocks, a redacted block, and text.
+        let chunks = [
+            json!({"choices": [{"index": 0, "delta": {"reasoning_content": "First.", "thinking_blocks": [{"type": "thinking", "thinking": "First.", "signature": null}]}}]}),
+            json!({"choices": [{"index": 0, "delta": {"reasoning_content": "", "thinking_blocks": [{"type": "thinking", "thinking": "", "signature": "sig-a"}]}}]}),
+            json!({"choices": [{"index": 0, "delta": {"thinking_blocks": [{"type": "thinking", "thinking": "Second."}]}}]}),
+            json!({"choices": [{"index": 0, "delta": {"thinking_blocks": [{"type": "thinking", "signature": "sig-b"}]}}]}),
+            json!({"choices": [{"index": 0, "delta": {"thinking_blocks": [{"type": "redacted_thinking", "data": "EmwKAhgB"}]}}]}),
+            json!({"choices": [{"index": 0, "delta": {"content": "Done."}, "finish_reason": "stop"}]}),
+        ];
+        let mut t = ChunksToEvents::new("m".into());
+        let mut out = Vec::new();
+        for c in &chunks {
+            out.extend(t.on_chunk(c.to_string().as_bytes()).unwrap());
+        }
+        out.extend(t.finish());
+        let events = events_of(&out);
+        let blocks: Vec<Value> = events
+            .iter()
+            .filter(|e| e["type"] == "content_block_start")
+            .map(|e| json!([e["index"], e["content_block"]]))
+            .collect();
+        assert_eq!(
+            blocks,
+            [
+                json!([0, {"type": "thinking", "thinking": "", "signature": ""}]),
+                json!([1, {"type": "thinking", "thinking": "", "signature": ""}]),
+                json!([2, {"type": "redacted_thinking", "data": "EmwKAhgB"}]),
+                json!([3, {"type": "text", "text": ""}]),
+            ]
+        );
+        let deltas: Vec<Value> = events
+            .iter()
+            .filter(|e| e["type"] == "content_block_delta")
+            .map(|e| json!([e["index"], e["delta"]]))
+            .collect();
+        assert_eq!(
+            deltas,
+            [
+                json!([0, {"type": "thinking_delta", "thinking": "First."}]),
+                json!([0, {"type": "signature_delta", "signature": "sig-a"}]),
+                json!([1, {"type": "thinking_delta", "thinking": "Second."}]),
+                json!([1, {"type": "signature_delta", "signature": "sig-b"}]),
+                json!([3, {"type": "text_delta", "text": "Done."}]),
+            ]
+        );
+        let stops = events
+            .iter()
+            .filter(|e| e["type"] == "content_block_stop")
+            .count();
+        assert_eq!(stops, 4, "every block started is stopped");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The words of OpenAI's API that every layer shares: the endpoint a request came in on, token
 //! usage, one streamed chunk, and reading `usage` out of an answer. The cache, spend, router,
-//! pipeline and providers all speak these, so they live below all of them. Request bodies are
+//! pipeline and providers all speak these, so they live below all of them; [`thinking`] says
+//! how reasoning and its signatures travel on the OpenAI side. Request bodies are
 //! read with the gateway's own 400s: as typed structs ([`body`]: `/key/*`, `/v1/rag/*`) or as
 //! JSON maps ([`fields`]: the LLM routes).
 
@@ -8,6 +9,7 @@ pub mod body;
 pub mod fields;
 pub mod messages;
 pub mod responses;
+pub mod thinking;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};

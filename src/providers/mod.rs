@@ -250,6 +250,11 @@ impl Provider {
         }
     }
 
+    /// The provider sends OpenAI's wire format as it is (unknown fields included).
+    pub fn speaks_openai(&self) -> bool {
+        matches!(self, Provider::OpenAi(_) | Provider::Azure(_))
+    }
+
     /// One call of an OpenAI endpoint.
     async fn call_openai(
         &self,

@@ -15,6 +15,7 @@ use super::sse::EventStream;
 use super::{
     Endpoint, ProviderError, ProviderResponse, ProviderUnavailable, StreamChunk, UpstreamRequest,
 };
+use crate::api::thinking::REASONING_CONTENT;
 use crate::config::{Deployment, ProviderKind};
 use crate::tokens::rough_tokens;
 
@@ -321,8 +322,9 @@ pub fn to_chat_request(
     Ok(Value::Object(out))
 }
 
-/// OpenAI messages as Ollama chat messages: text content, base64 `images`, tool calls with
-/// arguments as objects, tool results with the tool's name.
+/// OpenAI messages as Ollama chat messages: text content, base64 `images`, an assistant's
+/// `reasoning_content` as its `thinking`, tool calls with arguments as objects, tool results
+/// with the tool's name.
 fn chat_messages(messages: Vec<Value>) -> Result<Vec<Value>, ProviderError> {
     let mut out = Vec::with_capacity(messages.len());
     // Tool call ids of earlier assistant turns, to name the tool of each result.
@@ -346,6 +348,11 @@ fn chat_messages(messages: Vec<Value>) -> Result<Vec<Value>, ProviderError> {
         msg.insert("content".into(), json!(content_text(content.as_ref())));
         if !images.is_empty() {
             msg.insert("images".into(), Value::Array(images));
+        }
+        if let Some(Value::String(thinking)) = m.remove(REASONING_CONTENT)
+            && !thinking.is_empty()
+        {
+            msg.insert("thinking".into(), Value::String(thinking));
         }
         if let Some(Value::Array(calls)) = m.remove("tool_calls") {
             let mut converted = Vec::with_capacity(calls.len());
@@ -685,7 +692,7 @@ mod tests {
                 {"role": "system", "content": "terse"},
                 {"role": "user", "content": [{"type": "text", "text": "what is this?"},
                     {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/AA"}}]},
-                {"role": "assistant", "content": "", "tool_calls": [{"id": "call_1", "type": "function",
+                {"role": "assistant", "content": "", "reasoning_content": "Look it up.", "tool_calls": [{"id": "call_1", "type": "function",
                     "function": {"name": "lookup", "arguments": "{\"q\":\"cat\"}"}}]},
                 {"role": "tool", "tool_call_id": "call_1", "content": "a cat"}
             ],
@@ -712,6 +719,7 @@ mod tests {
             m[2]["tool_calls"][0],
             json!({"function": {"name": "lookup", "arguments": {"q": "cat"}}})
         );
+        assert_eq!(m[2]["thinking"], "Look it up.", "the thinking goes back");
         assert_eq!(
             m[3],
             json!({"role": "tool", "content": "a cat", "tool_name": "lookup"})

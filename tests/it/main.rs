@@ -24,6 +24,7 @@ mod local_embeddings;
 #[cfg(feature = "local-embeddings")]
 mod local_gateway;
 mod messages;
+mod messages_wire;
 mod multi_instance;
 mod ops;
 mod pipeline;

@@ -43,7 +43,7 @@ fn message_body(model: &str, stream: bool) -> Value {
     })
 }
 
-async fn post_messages(
+pub(crate) async fn post_messages(
     gw: &TestGateway,
     path: &str,
     key: &str,
@@ -62,7 +62,7 @@ async fn post_messages(
 }
 
 /// The events of a Messages stream: `(event name, data)`, each name matching the data's type.
-async fn sse_events(response: reqwest::Response) -> Vec<Value> {
+pub(crate) async fn sse_events(response: reqwest::Response) -> Vec<Value> {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let text = response.text().await.unwrap();
@@ -80,7 +80,7 @@ async fn sse_events(response: reqwest::Response) -> Vec<Value> {
         .collect()
 }
 
-async fn received(upstream: &MockServer) -> Vec<Request> {
+pub(crate) async fn received(upstream: &MockServer) -> Vec<Request> {
     upstream.received_requests().await.unwrap()
 }
 

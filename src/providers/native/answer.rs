@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use crate::api::thinking::REASONING_CONTENT;
 use crate::api::{Endpoint, StreamChunk, Usage};
 use crate::providers::ProviderResponse;
 
@@ -75,7 +76,7 @@ impl Answer {
                 };
                 message.insert("content".into(), content);
                 if let Some(reasoning) = &c.reasoning {
-                    message.insert("reasoning_content".into(), json!(reasoning));
+                    message.insert(REASONING_CONTENT.into(), json!(reasoning));
                 }
                 if !c.tool_calls.is_empty() {
                     let calls: Vec<Value> = c
@@ -189,7 +190,7 @@ impl ChunkWriter {
             return None;
         }
         let mut delta = Map::new();
-        delta.insert("reasoning_content".into(), json!(text));
+        delta.insert(REASONING_CONTENT.into(), json!(text));
         Some(self.delta(index, delta))
     }
 
