@@ -39,6 +39,7 @@ pub async fn serve(
     let state = AppState::new(config, upstream, allow_unauthenticated)
         .map_err(|e| StartError::Other(e.to_string()))?;
     spawn_background_probe(&state);
+    spawn_response_pruning(&state);
     // Opening the vector store (and taking its directory lock) happens off the start path; a
     // second process on the same data directory is told so here, in plain words.
     let rag_state = state.clone();
@@ -264,6 +265,33 @@ pub fn reload(state: &AppState, source: &ConfigSource) {
         }
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+}
+
+/// How often stored responses past their retention are deleted.
+const RESPONSE_PRUNING_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Deletes stored responses past `general_settings.responses_retention_days`, hourly (the
+/// first run a minute after start, once the key store is up) while the state lives.
+fn spawn_response_pruning(state: &Arc<AppState>) {
+    let weak: Weak<AppState> = Arc::downgrade(state);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let mut tick = tokio::time::interval(RESPONSE_PRUNING_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(state) = weak.upgrade() else {
+                break;
+            };
+            match crate::proxy::responses::prune(&state).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(deleted = n, "pruned stored responses past their retention")
+                }
+                Err(e) => tracing::warn!(error = %e.message, "could not prune stored responses"),
+            }
+        }
+    });
 }
 
 /// Refreshes the dependency gauges every [`crate::health::BACKGROUND_PROBE_INTERVAL`] while the state lives.

@@ -111,6 +111,8 @@ pub struct GatewayConfig {
     pub key_cache_ttl: Duration,
     /// `general_settings.stream_keepalive_seconds`: `None` when pings are off.
     pub stream_keepalive: Option<Duration>,
+    /// `general_settings.responses_retention_days`.
+    pub responses_retention: Duration,
     pub allow_requests_on_db_unavailable: bool,
 }
 
@@ -250,6 +252,13 @@ impl GatewayConfig {
                 message: format!("expected a non-negative number of seconds, got {keepalive}"),
             });
         }
+        let retention_days = general.responses_retention_days.unwrap_or(30.0);
+        if !(retention_days.is_finite() && retention_days > 0.0 && retention_days < 1e6) {
+            return Err(ConfigError::Invalid {
+                path: "general_settings.responses_retention_days".into(),
+                message: format!("expected a positive number of days, got {retention_days}"),
+            });
+        }
         let allow_on_db_down = general.allow_requests_on_db_unavailable.unwrap_or(false)
             || env
                 .flag("ALLOW_REQUESTS_ON_DB_UNAVAILABLE")
@@ -262,6 +271,7 @@ impl GatewayConfig {
             max_request_bytes: (max_mb * 1024.0 * 1024.0) as usize,
             key_cache_ttl: Duration::from_secs_f64(ttl),
             stream_keepalive: (keepalive > 0.0).then(|| Duration::from_secs_f64(keepalive)),
+            responses_retention: Duration::from_secs_f64(retention_days * 86_400.0),
             allow_requests_on_db_unavailable: allow_on_db_down,
             litellm,
             router,

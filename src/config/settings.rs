@@ -99,6 +99,10 @@ pub struct GeneralSettings {
     /// 0 turns pings off).
     #[serde(default, deserialize_with = "flex::opt_f64")]
     pub stream_keepalive_seconds: Option<f64>,
+    /// HX's own: days a stored Responses API answer (`store: true` on a bridged deployment)
+    /// is kept for `previous_response_id` and `GET /v1/responses/{id}` (default 30).
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    pub responses_retention_days: Option<f64>,
 }
 
 /// `rag_settings` (HX's own section; the environment wins over it).

@@ -290,6 +290,10 @@ fn wrong_types_and_impossible_values_name_the_key_path() {
             "general_settings:\n  stream_keepalive_seconds: -1\n",
             "general_settings.stream_keepalive_seconds",
         ),
+        (
+            "general_settings:\n  responses_retention_days: 0\n",
+            "general_settings.responses_retention_days",
+        ),
         ("model_list: {a: 1}\n", "model_list"),
     ];
     for (yaml, path) in cases {

@@ -224,7 +224,7 @@ pub fn cached_reply(
         let frames = events
             .into_iter()
             .map(|e| Ok::<_, std::convert::Infallible>(Bytes::from(e)));
-        ReplyBody::Replay(Box::pin(futures::stream::iter(frames)))
+        ReplyBody::Frames(Box::pin(futures::stream::iter(frames)))
     } else {
         ReplyBody::Json(hit.body)
     };

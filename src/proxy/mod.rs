@@ -5,6 +5,7 @@ pub mod accounting;
 pub mod budget;
 pub mod count_tokens;
 pub mod embedder;
+pub mod responses;
 pub mod stream;
 
 use std::time::Instant;
@@ -196,8 +197,9 @@ fn model_names(value: Option<&Value>, field: &str) -> Result<Vec<String>, ApiErr
 pub enum ReplyBody {
     Json(Bytes),
     Sse(stream::SseStream),
-    /// A cached answer replayed as SSE frames.
-    Replay(futures::stream::BoxStream<'static, Result<Bytes, std::convert::Infallible>>),
+    /// SSE frames the pipeline made or watches (a cached answer replayed, a Responses
+    /// stream whose end is stored).
+    Frames(futures::stream::BoxStream<'static, Result<Bytes, std::convert::Infallible>>),
 }
 
 /// A successful answer with its headers.

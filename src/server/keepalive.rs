@@ -66,7 +66,7 @@ fn committed(call: Call, interval: Duration) -> BoxStream<'static, Result<Bytes,
                                 let next = events.next().await?;
                                 Some((next, State::Relaying(events)))
                             }
-                            ReplyBody::Replay(mut events) => {
+                            ReplyBody::Frames(mut events) => {
                                 let next = events.next().await?;
                                 Some((next, State::Relaying(events)))
                             }

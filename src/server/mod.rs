@@ -61,6 +61,14 @@ pub fn app_with(state: ServerState) -> Router {
             )
             .route(&format!("{prefix}/responses"), post(routes::llm::responses))
             .route(
+                &format!("{prefix}/responses/{{id}}"),
+                get(routes::responses::get).delete(routes::responses::delete),
+            )
+            .route(
+                &format!("{prefix}/responses/{{id}}/input_items"),
+                get(routes::responses::input_items),
+            )
+            .route(
                 &format!("{prefix}/messages/count_tokens"),
                 post(routes::messages::count_tokens),
             )

@@ -10,7 +10,7 @@ pub fn into_response(reply: Reply) -> Response {
     let (content_type, body) = match reply.body {
         ReplyBody::Json(bytes) => ("application/json", Body::from(bytes)),
         ReplyBody::Sse(stream) => ("text/event-stream", Body::from_stream(stream)),
-        ReplyBody::Replay(stream) => ("text/event-stream", Body::from_stream(stream)),
+        ReplyBody::Frames(stream) => ("text/event-stream", Body::from_stream(stream)),
     };
     let mut response = Response::new(body);
     let headers = response.headers_mut();

@@ -437,3 +437,219 @@ async fn a_bridged_stream_whose_upstream_breaks_off_ends_with_response_failed() 
     assert!(last["response"]["error"]["message"].is_string(), "{last}");
     assert_eq!(last["sequence_number"], (events.len() - 1) as u64);
 }
+
+// ---- stored responses -------------------------------------------------------------------
+
+/// An upstream that answers each chat with how many messages it got and the last one's text.
+struct Echo;
+
+impl wiremock::Respond for Echo {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let messages = body["messages"].as_array().cloned().unwrap_or_default();
+        let last = messages
+            .last()
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("")
+            .to_string();
+        ResponseTemplate::new(200).set_body_json(chat_answer(&format!(
+            "{} messages, last: {last}",
+            messages.len()
+        )))
+    }
+}
+
+async fn post_response(gw: &TestGateway, key: &str, body: &Value) -> reqwest::Response {
+    gw.client
+        .post(gw.url("/v1/responses"))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn get_as(gw: &TestGateway, key: &str, path: &str) -> reqwest::Response {
+    gw.client
+        .get(gw.url(path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn turn(text: &str) -> Value {
+    json!({"model": "bridged", "input": text})
+}
+
+fn output_text(response: &Value) -> String {
+    response["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "message")
+        .flat_map(|i| i["content"].as_array().unwrap().iter())
+        .map(|p| p["text"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stored_response_continues_a_conversation_across_a_restart_and_only_for_its_key() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(Echo)
+        .mount(&upstream)
+        .await;
+    let data = tempfile::tempdir().unwrap();
+    let env = || {
+        std::collections::HashMap::from([(
+            "HX_DATA_DIR".to_string(),
+            data.path().display().to_string(),
+        )])
+    };
+    let (key, other, first_id) = {
+        let gw = TestGateway::start_with_env(&route_yaml(&upstream.uri()), env()).await;
+        let key = generate_key(&gw, json!({})).await;
+        let other = generate_key(&gw, json!({})).await;
+        let r = post_response(&gw, &key, &turn("My name is Ada.")).await;
+        assert_eq!(r.status(), 200);
+        let first: Value = r.json().await.unwrap();
+        assert_eq!(output_text(&first), "1 messages, last: My name is Ada.");
+        (key, other, first["id"].as_str().unwrap().to_string())
+    };
+    // A new gateway on the same data directory.
+    let gw = TestGateway::start_with_env(&route_yaml(&upstream.uri()), env()).await;
+    let mut second = turn("What is my name?");
+    second["previous_response_id"] = json!(first_id);
+    let r = post_response(&gw, &key, &second).await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(output_text(&answer), "3 messages, last: What is my name?");
+    let sent: Value = serde_json::from_slice(
+        &upstream
+            .received_requests()
+            .await
+            .unwrap()
+            .last()
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    assert_eq!(sent["messages"][0]["content"], "My name is Ada.");
+    assert_eq!(sent["messages"][1]["role"], "assistant");
+    assert_eq!(
+        sent["messages"][1]["content"],
+        "1 messages, last: My name is Ada."
+    );
+    // The stored response is the key's: another key is told it does not exist.
+    let r = post_response(&gw, &other, &second).await;
+    assert_eq!(r.status(), 404);
+    let error: Value = r.json().await.unwrap();
+    assert_eq!(error["error"]["param"], "previous_response_id", "{error}");
+    let path = format!("/v1/responses/{first_id}");
+    assert_eq!(get_as(&gw, &other, &path).await.status(), 404);
+    let r = gw
+        .client
+        .delete(gw.url(&path))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // The owner and the master key read it.
+    let r = get_as(&gw, &key, &path).await;
+    assert_eq!(r.status(), 200);
+    let stored: Value = r.json().await.unwrap();
+    assert_eq!(stored["id"], first_id.as_str());
+    assert_eq!(output_text(&stored), "1 messages, last: My name is Ada.");
+    assert_eq!(get_as(&gw, MASTER, &path).await.status(), 200);
+    let r = get_as(&gw, &key, &format!("{path}/input_items")).await;
+    assert_eq!(r.status(), 200);
+    let items: Value = r.json().await.unwrap();
+    assert_eq!(items["object"], "list");
+    assert_eq!(items["data"][0]["type"], "message");
+    assert_eq!(items["data"][0]["role"], "user");
+    assert_eq!(items["data"][0]["content"][0]["text"], "My name is Ada.");
+    assert!(items["data"][0]["id"].as_str().unwrap().starts_with("msg_"));
+    assert_eq!(items["has_more"], false);
+    // Deleted by its owner, it is gone for everyone.
+    let r = gw
+        .client
+        .delete(gw.url(&path))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["deleted"], true);
+    assert_eq!(get_as(&gw, MASTER, &path).await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_streamed_answer_is_stored_and_store_false_keeps_nothing() {
+    let upstream = MockServer::start().await;
+    let chunks = [
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "streamed words"}}]}),
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+    ];
+    let mut sse: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+    sse.push_str("data: [DONE]\n\n");
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(sse),
+        )
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&route_yaml(&upstream.uri())).await;
+    let key = generate_key(&gw, json!({})).await;
+    let mut body = turn("Stream it");
+    body["stream"] = json!(true);
+    let events = response_events(post_response(&gw, &key, &body).await).await;
+    let id = events.last().unwrap()["response"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = get_as(&gw, &key, &format!("/v1/responses/{id}")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(output_text(&r.json().await.unwrap()), "streamed words");
+    // store: false keeps nothing, streamed or not.
+    body["store"] = json!(false);
+    let events = response_events(post_response(&gw, &key, &body).await).await;
+    let id = events.last().unwrap()["response"]["id"].as_str().unwrap();
+    assert_eq!(
+        get_as(&gw, &key, &format!("/v1/responses/{id}"))
+            .await
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn stored_responses_past_their_retention_are_pruned() {
+    let gw = TestGateway::start(&format!(
+        "model_list: []\ngeneral_settings: {{master_key: {MASTER}, responses_retention_days: 1}}\n"
+    ))
+    .await;
+    let store = gw.state.keys().unwrap().store().clone();
+    let now = chrono::Utc::now().timestamp();
+    store
+        .store_response(&row("resp_old", None, now - 2 * 86_400))
+        .await
+        .unwrap();
+    store
+        .store_response(&row("resp_new", None, now - 3_600))
+        .await
+        .unwrap();
+    assert_eq!(
+        hx_gateway::proxy::responses::prune(&gw.state)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.response("resp_old").await.unwrap(), None);
+    assert!(store.response("resp_new").await.unwrap().is_some());
+}

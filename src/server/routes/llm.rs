@@ -43,7 +43,8 @@ pub async fn embeddings(
     Ok(run_logged(state, upstream, caller, Endpoint::Embedding, body).await)
 }
 
-/// OpenAI's Responses API: natively or bridged per deployment (`providers::responses`).
+/// OpenAI's Responses API: natively or bridged per deployment (`providers::responses`), the
+/// bridged answers stored for `previous_response_id` (`proxy::responses`).
 pub async fn responses(
     state: State<Arc<AppState>>,
     upstream: State<Upstream>,
@@ -78,6 +79,11 @@ async fn run(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let request = LlmRequest::parse(endpoint, body)?;
-    let reply = proxy::handle(&state, &upstream, &caller, request, started).await?;
+    let reply = match endpoint {
+        Endpoint::Responses => {
+            proxy::responses::handle(&state, &upstream, &caller, request, started).await?
+        }
+        _ => proxy::handle(&state, &upstream, &caller, request, started).await?,
+    };
     Ok(crate::server::response::into_response(reply))
 }

@@ -6,3 +6,4 @@ pub mod llm;
 pub mod messages;
 pub mod models;
 pub mod rag;
+pub mod responses;
