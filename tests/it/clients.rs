@@ -16,26 +16,44 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::common::*;
 
-fn claude_binary() -> Option<PathBuf> {
-    let path = match std::env::var_os("HX_TEST_CLAUDE") {
+/// A client CLI: `$env` when set, else the cache's pinned install (`.ci/fetch-clients.sh`).
+/// Missing, it skips loudly, or fails under `HX_REQUIRE_CLIENTS=1`.
+fn client_binary(env: &str, cached: &str, name: &str) -> Option<PathBuf> {
+    let path = match std::env::var_os(env) {
         Some(p) => PathBuf::from(p),
-        None => dirs_cache().join("clients/claude-code-2.1.332/node_modules/.bin/claude"),
+        None => dirs_cache().join(cached),
     };
     if path.exists() {
         return Some(path);
     }
     assert!(
         std::env::var("HX_REQUIRE_CLIENTS").as_deref() != Ok("1"),
-        "Claude Code is required (HX_REQUIRE_CLIENTS=1) but {} is missing: run .ci/fetch-clients.sh",
+        "{name} is required (HX_REQUIRE_CLIENTS=1) but {} is missing: run .ci/fetch-clients.sh",
         path.display()
     );
     // The real stderr, as local_embeddings does: the harness hides `eprintln!` of passing tests.
     let message = format!(
-        "\n**********\nSKIPPED: Claude Code not installed at {} (run .ci/fetch-clients.sh); the client test did NOT run\n**********\n",
+        "\n**********\nSKIPPED: {name} not installed at {} (run .ci/fetch-clients.sh); the client test did NOT run\n**********\n",
         path.display()
     );
     let _ = std::io::Write::write_all(&mut std::io::stderr(), message.as_bytes());
     None
+}
+
+fn claude_binary() -> Option<PathBuf> {
+    client_binary(
+        "HX_TEST_CLAUDE",
+        "clients/claude-code-2.1.332/node_modules/.bin/claude",
+        "Claude Code",
+    )
+}
+
+fn codex_binary() -> Option<PathBuf> {
+    client_binary(
+        "HX_TEST_CODEX",
+        "clients/codex-0.171.0/node_modules/.bin/codex",
+        "Codex CLI",
+    )
 }
 
 fn dirs_cache() -> PathBuf {
@@ -94,10 +112,11 @@ fn is_root() -> bool {
 }
 
 /// An OpenAI-compatible upstream: a request whose conversation holds a tool result is
-/// answered with a text quoting it; any other request that offers the `Read` tool gets a
-/// call of it on `file`; the rest a plain text. Streamed when asked.
+/// answered with a text quoting it; any other request that offers the tool `tool` gets a
+/// call of it with `arguments`; the rest a plain text. Streamed when asked.
 struct Upstream {
-    file: String,
+    tool: &'static str,
+    arguments: Value,
 }
 
 fn sse(chunks: &[Value]) -> String {
@@ -119,9 +138,9 @@ impl Respond for Upstream {
             .iter()
             .find(|m| m["role"] == "tool")
             .and_then(|m| m["content"].as_str().map(str::to_string));
-        let offers_read = body["tools"]
+        let offers_tool = body["tools"]
             .as_array()
-            .is_some_and(|t| t.iter().any(|t| t["function"]["name"] == "Read"));
+            .is_some_and(|t| t.iter().any(|t| t["function"]["name"] == self.tool));
         let usage = json!({"id": "chatcmpl-cc", "object": "chat.completion.chunk", "created": 1, "model": "mock",
             "choices": [], "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}});
         let chunks = if let Some(result) = tool_result {
@@ -138,12 +157,12 @@ impl Respond for Upstream {
                 chunk(json!({}), Some("stop")),
                 usage,
             ]
-        } else if offers_read {
-            let arguments = json!({"file_path": self.file}).to_string();
+        } else if offers_tool {
+            let arguments = self.arguments.to_string();
             vec![
                 chunk(
                     json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_read_1", "type": "function",
-                    "function": {"name": "Read", "arguments": ""}}]}),
+                    "function": {"name": self.tool, "arguments": ""}}]}),
                     None,
                 ),
                 chunk(
@@ -363,7 +382,10 @@ async fn claude_code_reads_a_file_through_a_tool_call_and_answers_through_the_ga
     let upstream = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
-        .respond_with(Upstream { file: note })
+        .respond_with(Upstream {
+            tool: "Read",
+            arguments: json!({"file_path": note}),
+        })
         .mount(&upstream)
         .await;
     let gw = TestGateway::start(&format!(
@@ -457,6 +479,95 @@ async fn claude_code_works_natively_through_an_anthropic_deployment() {
     assert!(
         rows.iter()
             .all(|(call, tokens)| call == "anthropic_messages" && *tokens >= 100),
+        "{rows:?}"
+    );
+}
+
+#[tokio::test]
+async fn codex_cli_runs_a_command_through_a_tool_call_and_answers_through_the_gateway() {
+    let Some(codex) = codex_binary() else {
+        return;
+    };
+    if ran_isolated(
+        "clients::codex_cli_runs_a_command_through_a_tool_call_and_answers_through_the_gateway",
+    )
+    .await
+    {
+        return;
+    }
+    let (work, _note) = work_dir();
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(Upstream {
+            tool: "exec_command",
+            arguments: json!({"cmd": "cat note.txt"}),
+        })
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&format!(
+        "model_list:\n  - model_name: coder\n    litellm_params:\n      model: openai/mock\n      api_base: {}/v1\n      api_key: sk-up\nrouter_settings: {{num_retries: 0}}\n",
+        upstream.uri()
+    ))
+    .await;
+    let key = virtual_key(&gw).await;
+    let home = tempfile::tempdir().unwrap();
+    let codex_home = home.path().join(".codex");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    std::fs::write(
+        codex_home.join("config.toml"),
+        format!(
+            "model = \"coder\"\nmodel_provider = \"hx\"\ncheck_for_update_on_startup = false\n\n\
+             [model_providers.hx]\nname = \"HX Gateway\"\nbase_url = \"{}\"\nenv_key = \"HX_API_KEY\"\nwire_api = \"responses\"\n",
+            gw.url("/v1")
+        ),
+    )
+    .unwrap();
+    let mut command = tokio::process::Command::new(&codex);
+    command
+        .args([
+            "exec",
+            "--skip-git-repo-check",
+            "Run cat note.txt and tell me what the note says.",
+        ])
+        .current_dir(work.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", home.path())
+        .env("CODEX_HOME", &codex_home)
+        .env("HX_API_KEY", &key)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .expect("codex exec finishes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "codex failed: {stdout}\n{stderr}");
+    assert!(
+        stdout.contains("The note says zebra-42."),
+        "Codex printed: {stdout}\n{stderr}"
+    );
+    // The command's output reached the upstream as the tool call's result.
+    let requests = upstream.received_requests().await.unwrap();
+    let answered = requests.iter().any(|r| {
+        let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        body["messages"].as_array().is_some_and(|m| {
+            m.iter().any(|m| {
+                m["role"] == "tool"
+                    && m["tool_call_id"] == "call_read_1"
+                    && m["content"]
+                        .as_str()
+                        .is_some_and(|c| c.contains("zebra-42"))
+            })
+        })
+    });
+    assert!(answered, "no upstream request carried the command's output");
+    let rows = spend_rows(&gw, &key).await;
+    assert!(rows.len() >= 2, "{rows:?}");
+    assert!(
+        rows.iter().all(|(call, _)| call == "aresponses"),
         "{rows:?}"
     );
 }
