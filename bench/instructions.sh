@@ -13,7 +13,9 @@
 # examples/loadgen.rs) and prints the total, the count per request and the top functions
 # (inclusive). Needs valgrind (Debian package) and the binaries built as run.sh builds them
 # (BENCH_PROFILE, CARGO_TARGET_DIR as there; the `profiling` profile keeps symbols).
-# INSTR_OUT=FILE keeps the callgrind profile. INSTR_API=messages measures /v1/messages instead.
+# INSTR_OUT=FILE keeps the callgrind profile. INSTR_API=messages measures /v1/messages instead,
+# INSTR_API=responses /v1/responses bridged onto the mock's chat (store: false, as Codex sends),
+# INSTR_API=responses-stored the same with OpenAI's default store: true.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -67,7 +69,8 @@ done
 ((ready)) || { echo "HX Gateway did not become ready: $(tail -5 "$TMP/hx.log")" >&2; exit 1; }
 
 # INSTR_API=messages sends the same conversation to /v1/messages in Anthropic's shape, which the
-# gateway translates for the OpenAI-wire mock and translates back (bench/README.md, #17).
+# gateway translates for the OpenAI-wire mock and translates back (bench/README.md, #17);
+# INSTR_API=responses as a Responses request, bridged the same way (#18).
 case "${INSTR_API:-chat}" in
   chat)
     BODY='{"model":"bench-gpt","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}'
@@ -75,7 +78,13 @@ case "${INSTR_API:-chat}" in
   messages)
     BODY='{"model":"bench-gpt","system":"You are a helpful assistant.","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}'
     URL="http://127.0.0.1:$HX_PORT/v1/messages" ;;
-  *) echo "INSTR_API is chat or messages" >&2; exit 1 ;;
+  responses)
+    BODY='{"model":"bench-gpt","instructions":"You are a helpful assistant.","input":"Say hello in one short sentence.","max_output_tokens":32,"store":false}'
+    URL="http://127.0.0.1:$HX_PORT/v1/responses" ;;
+  responses-stored)
+    BODY='{"model":"bench-gpt","instructions":"You are a helpful assistant.","input":"Say hello in one short sentence.","max_output_tokens":32}'
+    URL="http://127.0.0.1:$HX_PORT/v1/responses" ;;
+  *) echo "INSTR_API is chat, messages, responses or responses-stored" >&2; exit 1 ;;
 esac
 load() { # load SECONDS
   "$LOADGEN" --url "$URL" --rate 200 --duration "$1" --warmup 0 --connections 16 \

@@ -40,12 +40,18 @@ pub async fn handle(
     let store = state.keys().map(|k| k.store().clone());
     let owner = owner(state, caller);
     let keep = request.body.get("store") != Some(&Value::Bool(false));
-    let input = input_items(request.body.get("input"));
     let previous = request
         .body
         .get("previous_response_id")
         .and_then(Value::as_str)
         .map(str::to_string);
+    // Only a request that is stored or continues one needs its items (skipped otherwise:
+    // ~7k instructions a request).
+    let input = if keep || previous.is_some() {
+        input_items(request.body.get("input"))
+    } else {
+        Vec::new()
+    };
     if let (Some(id), Some(store)) = (&previous, &store) {
         let chain = store.response_chain(id).await?;
         if let Some(last) = chain.last() {
