@@ -16,7 +16,9 @@
 //! their encrypted content only means something to the model that wrote it. Custom
 //! (free-form) tools become functions taking one string, `input`, with their grammar in the
 //! description, and come back as `custom_tool_call` items; tools grouped in a `namespace`
-//! become functions named `<namespace>__<name>` and come back with their namespace.
+//! become functions named `<namespace>__<name>` and come back with their namespace. The tools
+//! of an `additional_tools` input item (Codex's "Responses Lite" sends its tools that way
+//! instead of in `tools`) join the chat tools like those of `tools`.
 
 use std::collections::HashMap;
 
@@ -367,7 +369,8 @@ fn namespaced_name(namespace: Option<&str>, name: &str) -> String {
 /// Items, parts and settings without a chat form are a 400 naming them; hosted tools,
 /// `reasoning` items and the Responses-only settings (`store`, `include`,
 /// `prompt_cache_key`, `previous_response_id` — resolved by the caller beforehand —,
-/// `truncation`, `service_tier`, `metadata`, `text.verbosity`) are left out.
+/// `truncation`, `service_tier`, `metadata`, `text.verbosity`) are left out. The tools of
+/// `additional_tools` items follow those of `tools`.
 pub fn to_chat_request(body: &Map<String, Value>) -> Result<ChatBridge, ApiError> {
     let mut context = ResponseContext::new(body);
     let mut out = Map::new();
@@ -376,6 +379,8 @@ pub fn to_chat_request(body: &Map<String, Value>) -> Result<ChatBridge, ApiError
     }
 
     let mut messages = Messages::default();
+    // `additional_tools` items: (their index, their tools), converted after `tools`.
+    let mut additional_tools = Vec::new();
     match body.get("instructions") {
         None | Some(Value::Null) => {}
         Some(Value::String(text)) => {
@@ -392,6 +397,19 @@ pub fn to_chat_request(body: &Map<String, Value>) -> Result<ChatBridge, ApiError
         Some(Value::String(text)) => messages.push(json!({"role": "user", "content": text})),
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
+                if item.get("type").and_then(Value::as_str) == Some("additional_tools") {
+                    match item.get("tools") {
+                        None | Some(Value::Null) => {}
+                        Some(Value::Array(list)) => additional_tools.push((i, list)),
+                        Some(_) => {
+                            return Err(invalid(
+                                format!("'input[{i}].tools' must be a list."),
+                                format!("input[{i}].tools"),
+                            ));
+                        }
+                    }
+                    continue;
+                }
                 convert_item(item, i, &mut messages)?;
             }
         }
@@ -418,6 +436,10 @@ pub fn to_chat_request(body: &Map<String, Value>) -> Result<ChatBridge, ApiError
             convert_tools(list, None, "tools", &mut tools, &mut context.bridged)?;
         }
         Some(_) => return Err(invalid("'tools' must be a list.", "tools")),
+    }
+    for (i, list) in additional_tools {
+        let at = format!("input[{i}].tools");
+        convert_tools(list, None, &at, &mut tools, &mut context.bridged)?;
     }
     let has_tools = !tools.is_empty();
     if has_tools {
@@ -2470,6 +2492,67 @@ mod tests {
             chat.context.custom_tools().collect::<Vec<_>>(),
             ["apply_patch"]
         );
+    }
+
+    #[test]
+    fn the_tools_of_an_additional_tools_item_become_chat_tools_and_their_calls_come_back() {
+        // Codex's "Responses Lite" (gpt-5.6-* and later): no `tools`, the tools in the first
+        // input item, grouped in namespaces.
+        let chat = bridge(json!({
+            "model": "m", "tool_choice": "auto", "parallel_tool_calls": false,
+            "input": [
+                {"type": "additional_tools", "id": "at_1", "role": "developer", "tools": [
+                    {"type": "namespace", "name": "functions", "description": "", "tools": [
+                        {"type": "custom", "name": "exec", "description": "Run JavaScript.",
+                         "format": {"type": "grammar", "syntax": "lark", "definition": "start: SOURCE"}},
+                        {"type": "function", "name": "wait", "parameters": {"type": "object", "properties": {}}, "strict": false}
+                    ]},
+                    {"type": "web_search"}
+                ]},
+                {"type": "message", "role": "developer", "id": "msg_d", "content": [{"type": "input_text", "text": "You are Codex."}]},
+                {"type": "message", "role": "user", "id": "msg_u", "content": [{"type": "input_text", "text": "run it"}]}
+            ]
+        }));
+        assert_eq!(
+            chat.body["messages"],
+            json!([
+                {"role": "system", "content": "You are Codex."},
+                {"role": "user", "content": "run it"}
+            ])
+        );
+        let names: Vec<&str> = chat.body["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["functions__exec", "functions__wait"]);
+        assert_eq!(
+            chat.body["tools"][0]["function"]["parameters"],
+            custom_parameters()
+        );
+        assert_eq!(chat.body["tool_choice"], "auto");
+        assert_eq!(chat.body["parallel_tool_calls"], false);
+        // The calls of those tools come back as the client named them.
+        let answer = json!({"choices": [{"message": {"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_x", "type": "function", "function": {"name": "functions__exec", "arguments": "{\"input\":\"1+1\"}"}},
+            {"id": "call_w", "type": "function", "function": {"name": "functions__wait", "arguments": "{}"}}
+        ]}, "finish_reason": "tool_calls"}]});
+        let (body, _) = from_chat_answer(answer.to_string().as_bytes(), &chat.context).unwrap();
+        let response: Value = serde_json::from_slice(&body).unwrap();
+        let output = response["output"].as_array().unwrap();
+        assert_eq!(output[0]["type"], "custom_tool_call");
+        assert_eq!(output[0]["name"], "exec");
+        assert_eq!(output[0]["namespace"], "functions");
+        assert_eq!(output[0]["input"], "1+1");
+        assert_eq!(output[1]["type"], "function_call");
+        assert_eq!(output[1]["name"], "wait");
+        assert_eq!(output[1]["namespace"], "functions");
+        let bad = refused(json!({"model": "m", "input": [
+            {"type": "additional_tools", "role": "developer", "tools": {"type": "function"}},
+            {"role": "user", "content": "hi"}
+        ]}));
+        assert_eq!(bad.param.as_deref(), Some("input[0].tools"));
     }
 
     #[test]

@@ -35,5 +35,6 @@ mod rag_store;
 #[cfg(feature = "local-embeddings")]
 mod readme;
 mod responses;
+mod responses_wire;
 mod routing;
 mod security;

@@ -90,7 +90,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-fn route_yaml(base: &str) -> String {
+pub(crate) fn route_yaml(base: &str) -> String {
     format!(
         r#"
 model_list:
@@ -160,7 +160,7 @@ async fn spend_call_types(gw: &TestGateway, key: &str) -> Vec<(String, i64)> {
 }
 
 /// The `(event name, data)` of a Responses stream, each name matching the data's type.
-async fn response_events(response: reqwest::Response) -> Vec<Value> {
+pub(crate) async fn response_events(response: reqwest::Response) -> Vec<Value> {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let text = response.text().await.unwrap();
