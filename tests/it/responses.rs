@@ -653,3 +653,38 @@ async fn stored_responses_past_their_retention_are_pruned() {
     assert_eq!(store.response("resp_old").await.unwrap(), None);
     assert!(store.response("resp_new").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn an_azure_deployment_gets_the_responses_api_of_its_resource_with_its_key() {
+    let upstream = MockServer::start().await;
+    let answer = json!({"id": "resp_azure", "object": "response", "status": "completed", "model": "my-gpt5",
+        "output": [{"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                    "content": [{"type": "output_text", "text": "from azure", "annotations": []}]}],
+        "usage": {"input_tokens": 7, "output_tokens": 2, "total_tokens": 9}});
+    Mock::given(method("POST"))
+        .and(path("/openai/responses"))
+        .and(wiremock::matchers::query_param(
+            "api-version",
+            "2025-04-01-preview",
+        ))
+        .and(wiremock::matchers::header("api-key", "azure-secret-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&answer))
+        .mount(&upstream)
+        .await;
+    let gw = TestGateway::start(&format!(
+        "model_list:\n  - model_name: az\n    litellm_params:\n      model: azure/my-gpt5\n      api_base: {}\n      api_key: azure-secret-1\n      api_version: \"2024-10-21\"\nrouter_settings: {{num_retries: 0}}\n",
+        upstream.uri()
+    ))
+    .await;
+    let key = generate_key(&gw, json!({})).await;
+    let r = post_response(&gw, &key, &json!({"model": "az", "input": "hi"})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), answer);
+    let sent: Value =
+        serde_json::from_slice(&upstream.received_requests().await.unwrap()[0].body).unwrap();
+    assert_eq!(sent, json!({"model": "my-gpt5", "input": "hi"}));
+    assert_eq!(
+        spend_call_types(&gw, &key).await,
+        [("aresponses".to_string(), 7)]
+    );
+}
