@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::thinking::{REASONING_CONTENT, THINKING_BLOCKS, ThinkingBlock};
-use super::{StreamChunk, Usage};
+use super::{ChatUsage, StreamChunk, Usage};
 use crate::error::ApiError;
 
 /// `anthropic-version` sent when the client sent none.
@@ -524,52 +524,12 @@ fn convert_tool_choice(choice: &Value) -> Result<(Value, Option<bool>), ApiError
 
 // ---- answer: OpenAI chat -> Messages ----------------------------------------------------
 
-#[derive(Debug, Default, Deserialize)]
-struct OpenAiUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-    #[serde(default)]
-    prompt_tokens_details: Option<PromptDetails>,
-    #[serde(default)]
-    completion_tokens_details: Option<CompletionDetails>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct PromptDetails {
-    #[serde(default)]
-    cached_tokens: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct CompletionDetails {
-    #[serde(default)]
-    reasoning_tokens: Option<u64>,
-}
-
-impl From<OpenAiUsage> for Usage {
-    fn from(u: OpenAiUsage) -> Self {
-        let mut usage = Usage::new(u.prompt_tokens, u.completion_tokens);
-        usage.cached_read_tokens = u
-            .prompt_tokens_details
-            .and_then(|d| d.cached_tokens)
-            .unwrap_or(0)
-            .min(u.prompt_tokens);
-        usage.reasoning_tokens = u
-            .completion_tokens_details
-            .and_then(|d| d.reasoning_tokens)
-            .unwrap_or(0);
-        usage
-    }
-}
-
 #[derive(Debug, Deserialize)]
 struct ChatAnswer {
     #[serde(default)]
     choices: Vec<AnswerChoice>,
     #[serde(default)]
-    usage: Option<OpenAiUsage>,
+    usage: Option<ChatUsage>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -725,7 +685,7 @@ struct Chunk {
     #[serde(default)]
     choices: Vec<ChunkChoice>,
     #[serde(default)]
-    usage: Option<OpenAiUsage>,
+    usage: Option<ChatUsage>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -103,6 +103,62 @@ impl Usage {
     }
 }
 
+impl Usage {
+    /// Prompt and completion counts with the two details OpenAI reports inside them: prompt
+    /// tokens read from its cache (at most the prompt) and completion tokens spent reasoning.
+    pub fn detailed(
+        prompt_tokens: u64,
+        completion_tokens: u64,
+        cached: Option<u64>,
+        reasoning: Option<u64>,
+    ) -> Self {
+        Usage {
+            cached_read_tokens: cached.unwrap_or(0).min(prompt_tokens),
+            reasoning_tokens: reasoning.unwrap_or(0),
+            ..Usage::new(prompt_tokens, completion_tokens)
+        }
+    }
+}
+
+/// An OpenAI chat answer's `usage` as the wire has it, with the details [`Usage`] keeps (the
+/// bridges read it; [`usage_of`] reads the counts alone).
+#[derive(Debug, Default, Deserialize)]
+pub struct ChatUsage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+    #[serde(default)]
+    pub prompt_tokens_details: Option<CachedDetails>,
+    #[serde(default)]
+    pub completion_tokens_details: Option<ReasoningDetails>,
+}
+
+/// `prompt_tokens_details` (chat) or `input_tokens_details` (Responses).
+#[derive(Debug, Default, Deserialize)]
+pub struct CachedDetails {
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+}
+
+/// `completion_tokens_details` (chat) or `output_tokens_details` (Responses).
+#[derive(Debug, Default, Deserialize)]
+pub struct ReasoningDetails {
+    #[serde(default)]
+    pub reasoning_tokens: Option<u64>,
+}
+
+impl From<ChatUsage> for Usage {
+    fn from(u: ChatUsage) -> Self {
+        Usage::detailed(
+            u.prompt_tokens,
+            u.completion_tokens,
+            u.prompt_tokens_details.and_then(|d| d.cached_tokens),
+            u.completion_tokens_details.and_then(|d| d.reasoning_tokens),
+        )
+    }
+}
+
 /// One event of a streamed answer: the JSON of one `chat.completion.chunk` (or completion
 /// chunk) in OpenAI's shape.
 #[derive(Debug, Clone)]

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::messages::frame;
-use super::{StreamChunk, Usage, top_level_value};
+use super::{CachedDetails, ChatUsage, ReasoningDetails, StreamChunk, Usage, top_level_value};
 use crate::error::ApiError;
 
 fn invalid(message: impl Into<String>, param: impl Into<String>) -> ApiError {
@@ -1072,47 +1072,6 @@ fn convert_text_format(format: &Value) -> Result<Option<Value>, ApiError> {
 
 // ---- usage --------------------------------------------------------------------------------
 
-/// A chat answer's `usage`, with the details a Response reports.
-#[derive(Debug, Default, Deserialize)]
-struct ChatUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-    #[serde(default)]
-    prompt_tokens_details: Option<CachedDetails>,
-    #[serde(default)]
-    completion_tokens_details: Option<ReasoningDetails>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct CachedDetails {
-    #[serde(default)]
-    cached_tokens: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ReasoningDetails {
-    #[serde(default)]
-    reasoning_tokens: Option<u64>,
-}
-
-impl From<ChatUsage> for Usage {
-    fn from(u: ChatUsage) -> Self {
-        let mut usage = Usage::new(u.prompt_tokens, u.completion_tokens);
-        usage.cached_read_tokens = u
-            .prompt_tokens_details
-            .and_then(|d| d.cached_tokens)
-            .unwrap_or(0)
-            .min(u.prompt_tokens);
-        usage.reasoning_tokens = u
-            .completion_tokens_details
-            .and_then(|d| d.reasoning_tokens)
-            .unwrap_or(0);
-        usage
-    }
-}
-
 /// A Response's `usage`: input tokens include the cached ones, output tokens the reasoning
 /// ones.
 #[derive(Debug, Default, Deserialize)]
@@ -1129,17 +1088,12 @@ struct ResponsesUsage {
 
 impl From<ResponsesUsage> for Usage {
     fn from(u: ResponsesUsage) -> Self {
-        let mut usage = Usage::new(u.input_tokens, u.output_tokens);
-        usage.cached_read_tokens = u
-            .input_tokens_details
-            .and_then(|d| d.cached_tokens)
-            .unwrap_or(0)
-            .min(u.input_tokens);
-        usage.reasoning_tokens = u
-            .output_tokens_details
-            .and_then(|d| d.reasoning_tokens)
-            .unwrap_or(0);
-        usage
+        Usage::detailed(
+            u.input_tokens,
+            u.output_tokens,
+            u.input_tokens_details.and_then(|d| d.cached_tokens),
+            u.output_tokens_details.and_then(|d| d.reasoning_tokens),
+        )
     }
 }
 

@@ -6,10 +6,52 @@
 
 use std::collections::VecDeque;
 
+use bytes::Bytes;
 use futures::StreamExt;
+use serde_json::{Map, Value};
 
-use super::{ChunkStream, ProviderError};
-use crate::api::StreamChunk;
+use super::native::openai_error_body;
+use super::{ChunkStream, Provider, ProviderError, ProviderResponse, UpstreamRequest};
+use crate::api::{Endpoint, StreamChunk, Usage};
+
+/// The protocol's side of a bridged call: what turns a chat answer back into the protocol's
+/// answer, and the translator of a chat stream.
+pub trait Bridged {
+    type Translator: Translator;
+    /// The protocol's answer for a chat answer; `Err` when it cannot be read.
+    fn answer(&self, chat_answer: &[u8]) -> Result<(Bytes, Option<Usage>), String>;
+    fn translator(self) -> Self::Translator;
+}
+
+/// One bridged call: `chat` (the request as a chat body) sent to the provider as a chat
+/// completion; its answer turned back by `bridged` (one that cannot be is a 502, retried
+/// elsewhere like any bad answer), its stream by `bridged`'s translator.
+pub async fn call<B: Bridged>(
+    provider: &Provider,
+    request: UpstreamRequest<'_>,
+    chat: &Map<String, Value>,
+    bridged: B,
+) -> Result<ProviderResponse, ProviderError> {
+    let request = UpstreamRequest {
+        endpoint: Endpoint::Chat,
+        body: chat,
+        ..request
+    };
+    match provider.call_openai(request).await? {
+        ProviderResponse::Complete { body, .. } => match bridged.answer(&body) {
+            Ok((body, usage)) => Ok(ProviderResponse::Complete { body, usage }),
+            Err(message) => Err(ProviderError::Status {
+                status: 502,
+                body: openai_error_body("gateway", 502, None, &message),
+                retry_after: None,
+            }),
+        },
+        ProviderResponse::Stream(chunks) => Ok(ProviderResponse::Stream(translate(
+            chunks,
+            bridged.translator(),
+        ))),
+    }
+}
 
 /// Chat chunks in, protocol events out.
 pub trait Translator: Send + 'static {
@@ -22,7 +64,7 @@ pub trait Translator: Send + 'static {
 }
 
 /// `chunks` translated by `translator`, event by event as the chunks arrive.
-pub fn translate<T: Translator>(chunks: ChunkStream, translator: T) -> ChunkStream {
+fn translate<T: Translator>(chunks: ChunkStream, translator: T) -> ChunkStream {
     struct State<T> {
         upstream: Option<ChunkStream>,
         translator: T,

@@ -5,12 +5,13 @@
 //! only when it serves Claude (`api::thinking`); every other provider reads no more than their
 //! `reasoning_content`.
 
-use super::bridge::{Translator, translate};
-use super::native::openai_error_body;
+use bytes::Bytes;
+
+use super::bridge::{self, Bridged, Translator};
 use super::{Provider, ProviderError, ProviderResponse, UpstreamRequest};
 use crate::api::messages::{ChunksToEvents, from_chat_answer, to_chat_request};
 use crate::api::thinking::{drop_thinking_blocks, takes_thinking_blocks};
-use crate::api::{Endpoint, StreamChunk};
+use crate::api::{StreamChunk, Usage};
 
 /// One Messages call to one deployment.
 pub async fn call(
@@ -25,25 +26,22 @@ pub async fn call(
     if !(provider.speaks_openai() && takes_thinking_blocks(&upstream_model)) {
         drop_thinking_blocks(&mut body);
     }
-    let model = request.requested_model.to_string();
-    let chat = UpstreamRequest {
-        endpoint: Endpoint::Chat,
-        body: &body,
-        ..request
-    };
-    match provider.call_openai(chat).await? {
-        ProviderResponse::Complete { body, .. } => match from_chat_answer(&body, &model) {
-            Ok((body, usage)) => Ok(ProviderResponse::Complete { body, usage }),
-            Err(message) => Err(ProviderError::Status {
-                status: 502,
-                body: openai_error_body("gateway", 502, None, &message),
-                retry_after: None,
-            }),
-        },
-        ProviderResponse::Stream(chunks) => Ok(ProviderResponse::Stream(translate(
-            chunks,
-            ChunksToEvents::new(model),
-        ))),
+    let model = Model(request.requested_model.to_string());
+    bridge::call(provider, request, &body, model).await
+}
+
+/// The Messages side of the bridge: the model name the client asked for.
+struct Model(String);
+
+impl Bridged for Model {
+    type Translator = ChunksToEvents;
+
+    fn answer(&self, chat_answer: &[u8]) -> Result<(Bytes, Option<Usage>), String> {
+        from_chat_answer(chat_answer, &self.0)
+    }
+
+    fn translator(self) -> ChunksToEvents {
+        ChunksToEvents::new(self.0)
     }
 }
 

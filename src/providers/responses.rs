@@ -4,11 +4,14 @@
 //! (`api::responses`). A bridged stream that fails ends with the Response's own
 //! `response.failed` event.
 
-use super::bridge::{Translator, translate};
-use super::native::openai_error_body;
+use bytes::Bytes;
+
+use super::bridge::{self, Bridged, Translator};
 use super::{Provider, ProviderError, ProviderResponse, UpstreamRequest};
-use crate::api::responses::{ChunksToEvents, error_code, from_chat_answer, to_chat_request};
-use crate::api::{Endpoint, StreamChunk};
+use crate::api::responses::{
+    ChunksToEvents, ResponseContext, error_code, from_chat_answer, to_chat_request,
+};
+use crate::api::{StreamChunk, Usage};
 use crate::error::ApiError;
 
 /// One Responses call to one deployment.
@@ -31,27 +34,21 @@ pub async fn call(
             .with_param("previous_response_id"),
         ));
     }
-    let bridge = to_chat_request(request.body).map_err(ProviderError::Rejected)?;
-    let mut context = bridge.context;
+    let bridged = to_chat_request(request.body).map_err(ProviderError::Rejected)?;
+    let mut context = bridged.context;
     context.model = request.requested_model.to_string();
-    let chat = UpstreamRequest {
-        endpoint: Endpoint::Chat,
-        body: &bridge.body,
-        ..request
-    };
-    match provider.call_openai(chat).await? {
-        ProviderResponse::Complete { body, .. } => match from_chat_answer(&body, &context) {
-            Ok((body, usage)) => Ok(ProviderResponse::Complete { body, usage }),
-            Err(message) => Err(ProviderError::Status {
-                status: 502,
-                body: openai_error_body("gateway", 502, None, &message),
-                retry_after: None,
-            }),
-        },
-        ProviderResponse::Stream(chunks) => Ok(ProviderResponse::Stream(translate(
-            chunks,
-            ChunksToEvents::new(context),
-        ))),
+    bridge::call(provider, request, &bridged.body, context).await
+}
+
+impl Bridged for ResponseContext {
+    type Translator = ChunksToEvents;
+
+    fn answer(&self, chat_answer: &[u8]) -> Result<(Bytes, Option<Usage>), String> {
+        from_chat_answer(chat_answer, self)
+    }
+
+    fn translator(self) -> ChunksToEvents {
+        ChunksToEvents::new(self)
     }
 }
 

@@ -355,17 +355,6 @@ async fn virtual_key(gw: &TestGateway) -> String {
         .to_string()
 }
 
-/// The key's spend rows: `(call_type, prompt_tokens)`.
-async fn spend_rows(gw: &TestGateway, key: &str) -> Vec<(String, i64)> {
-    let keys = gw.state.keys().unwrap();
-    keys.flush_spend().await.unwrap();
-    sqlx::query_as(r#"SELECT call_type, prompt_tokens FROM "LiteLLM_SpendLogs" WHERE api_key = ?"#)
-        .bind(hx_gateway::secret::hash_key(key))
-        .fetch_all(keys.store().sqlite_pool().unwrap())
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn claude_code_reads_a_file_through_a_tool_call_and_answers_through_the_gateway() {
     let Some(claude) = claude_binary() else {

@@ -336,3 +336,36 @@ impl Drop for ScratchDb {
             .status();
     }
 }
+
+/// The events of a stream whose events are named by their type (Anthropic's Messages,
+/// OpenAI's Responses): asserts a 200 event stream without OpenAI's `[DONE]`, each event's
+/// name matching its data's `type`; the data, in order.
+pub async fn typed_events(response: reqwest::Response) -> Vec<serde_json::Value> {
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("[DONE]"), "{text}");
+    text.split("\n\n")
+        .filter(|frame| !frame.trim().is_empty())
+        .map(|frame| {
+            let (name, data) = frame
+                .split_once("\ndata: ")
+                .unwrap_or_else(|| panic!("{frame}"));
+            let value: serde_json::Value = serde_json::from_str(data).unwrap();
+            assert_eq!(name, format!("event: {}", value["type"].as_str().unwrap()));
+            value
+        })
+        .collect()
+}
+
+/// A key's spend rows in the embedded store: `(call_type, prompt_tokens)`, pending spend
+/// flushed first.
+pub async fn spend_rows(gw: &TestGateway, key: &str) -> Vec<(String, i64)> {
+    let keys = gw.state.keys().unwrap();
+    keys.flush_spend().await.unwrap();
+    sqlx::query_as(r#"SELECT call_type, prompt_tokens FROM "LiteLLM_SpendLogs" WHERE api_key = ?"#)
+        .bind(hx_gateway::secret::hash_key(key))
+        .fetch_all(keys.store().sqlite_pool().unwrap())
+        .await
+        .unwrap()
+}

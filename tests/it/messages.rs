@@ -61,25 +61,6 @@ pub(crate) async fn post_messages(
     request.send().await.unwrap()
 }
 
-/// The events of a Messages stream: `(event name, data)`, each name matching the data's type.
-pub(crate) async fn sse_events(response: reqwest::Response) -> Vec<Value> {
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let text = response.text().await.unwrap();
-    assert!(!text.contains("[DONE]"), "{text}");
-    text.split("\n\n")
-        .filter(|frame| !frame.trim().is_empty())
-        .map(|frame| {
-            let (name, data) = frame
-                .split_once("\ndata: ")
-                .unwrap_or_else(|| panic!("{frame}"));
-            let value: Value = serde_json::from_str(data).unwrap();
-            assert_eq!(name, format!("event: {}", value["type"].as_str().unwrap()));
-            value
-        })
-        .collect()
-}
-
 pub(crate) async fn received(upstream: &MockServer) -> Vec<Request> {
     upstream.received_requests().await.unwrap()
 }
@@ -171,7 +152,7 @@ async fn a_native_stream_is_relayed_event_by_event_and_its_usage_is_spend() {
         &[],
     )
     .await;
-    let got = sse_events(r).await;
+    let got = typed_events(r).await;
     assert_eq!(got, events, "every event relayed as the upstream sent it");
     let row = spend_row(&gw, &key).await;
     assert_eq!(row["call_type"], "anthropic_messages");
@@ -254,7 +235,7 @@ async fn a_translated_stream_has_anthropics_events_with_text_tool_input_and_usag
     let gw = TestGateway::start(&yaml("http://127.0.0.1:9", &openai.uri())).await;
     let key = virtual_key(&gw).await;
     let r = post_messages(&gw, "/v1/messages", &key, &message_body("gpt", true), &[]).await;
-    let events = sse_events(r).await;
+    let events = typed_events(r).await;
     assert_eq!(events[0]["type"], "message_start");
     assert_eq!(events[0]["message"]["model"], "gpt");
     let text: String = events
@@ -322,7 +303,7 @@ async fn a_mock_response_deployment_answers_a_messages_call_in_anthropics_shape(
         &[],
     )
     .await;
-    let events = sse_events(r).await;
+    let events = typed_events(r).await;
     let text: String = events
         .iter()
         .filter(|e| e["delta"]["type"] == "text_delta")
@@ -603,7 +584,7 @@ async fn a_stream_whose_upstream_is_slow_to_start_gets_pings_and_then_the_answer
     let gw = TestGateway::start(&keepalive_config(&openai)).await;
     let key = virtual_key(&gw).await;
     let r = post_messages(&gw, "/v1/messages", &key, &message_body("gpt", true), &[]).await;
-    let events = sse_events(r).await;
+    let events = typed_events(r).await;
     let pings = events.iter().take_while(|e| e["type"] == "ping").count();
     assert!(pings >= 2, "expected pings while waiting: {events:?}");
     let rest: Vec<&str> = events[pings..]
@@ -642,7 +623,7 @@ async fn a_stream_that_fails_after_its_pings_ends_with_an_anthropic_error_event(
         .await;
     let gw = TestGateway::start(&keepalive_config(&openai)).await;
     let r = post_messages(&gw, "/v1/messages", MASTER, &message_body("gpt", true), &[]).await;
-    let events = sse_events(r).await;
+    let events = typed_events(r).await;
     assert_eq!(events[0]["type"], "ping");
     let last = events.last().unwrap();
     assert_eq!(last["type"], "error", "{events:?}");
@@ -676,7 +657,7 @@ async fn a_stream_answered_within_the_keepalive_interval_has_no_pings_and_keeps_
     let gw = TestGateway::start(&config).await;
     let r = post_messages(&gw, "/v1/messages", MASTER, &message_body("gpt", true), &[]).await;
     assert!(r.headers().contains_key("x-litellm-model-id"));
-    let events = sse_events(r).await;
+    let events = typed_events(r).await;
     assert!(events.iter().all(|e| e["type"] != "ping"), "{events:?}");
     assert_eq!(events[0]["type"], "message_start");
 }

@@ -10,7 +10,7 @@ use wiremock::matchers::{body_string_contains, header, method, path, query_param
 use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
 use crate::common::*;
-use crate::messages::{post_messages, received, sse_events};
+use crate::messages::{post_messages, received};
 
 fn fixture(name: &str) -> String {
     let file = format!(
@@ -113,7 +113,7 @@ async fn message(gw: &TestGateway, body: &Value) -> Value {
 }
 
 async fn events(gw: &TestGateway, body: &Value) -> Vec<Value> {
-    sse_events(post_messages(gw, "/v1/messages", MASTER, body, &[]).await).await
+    typed_events(post_messages(gw, "/v1/messages", MASTER, body, &[]).await).await
 }
 
 /// Each event's type, and its delta's type for `content_block_delta`.

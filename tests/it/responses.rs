@@ -149,35 +149,6 @@ async fn generate_key(gw: &TestGateway, body: Value) -> String {
         .to_string()
 }
 
-async fn spend_call_types(gw: &TestGateway, key: &str) -> Vec<(String, i64)> {
-    let keys = gw.state.keys().unwrap();
-    keys.flush_spend().await.unwrap();
-    sqlx::query_as(r#"SELECT call_type, prompt_tokens FROM "LiteLLM_SpendLogs" WHERE api_key = ?"#)
-        .bind(hx_gateway::secret::hash_key(key))
-        .fetch_all(keys.store().sqlite_pool().unwrap())
-        .await
-        .unwrap()
-}
-
-/// The `(event name, data)` of a Responses stream, each name matching the data's type.
-pub(crate) async fn response_events(response: reqwest::Response) -> Vec<Value> {
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let text = response.text().await.unwrap();
-    assert!(!text.contains("[DONE]"), "{text}");
-    text.split("\n\n")
-        .filter(|frame| !frame.trim().is_empty())
-        .map(|frame| {
-            let (name, data) = frame
-                .split_once("\ndata: ")
-                .unwrap_or_else(|| panic!("{frame}"));
-            let value: Value = serde_json::from_str(data).unwrap();
-            assert_eq!(name, format!("event: {}", value["type"].as_str().unwrap()));
-            value
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_responses_call_to_a_chat_only_deployment_is_bridged_both_ways_and_charged_as_aresponses()
 {
@@ -235,7 +206,7 @@ async fn a_responses_call_to_a_chat_only_deployment_is_bridged_both_ways_and_cha
     assert_eq!(tools[0]["function"]["name"], "shell");
     assert_eq!(sent["reasoning_effort"], "medium");
     assert_eq!(
-        spend_call_types(&gw, &key).await,
+        spend_rows(&gw, &key).await,
         [("aresponses".to_string(), 21)]
     );
 }
@@ -272,7 +243,7 @@ async fn a_bridged_stream_has_the_responses_events_in_order_with_sequence_number
         .send()
         .await
         .unwrap();
-    let events = response_events(r).await;
+    let events = typed_events(r).await;
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e["sequence_number"], i as u64, "{e}");
     }
@@ -312,7 +283,7 @@ async fn a_bridged_stream_has_the_responses_events_in_order_with_sequence_number
     assert_eq!(done["response"]["usage"]["input_tokens"], 30);
     assert_eq!(events[0]["response"]["id"], done["response"]["id"]);
     assert_eq!(
-        spend_call_types(&gw, &key).await,
+        spend_rows(&gw, &key).await,
         [("aresponses".to_string(), 30)]
     );
 }
@@ -357,7 +328,7 @@ async fn a_deployment_that_serves_the_responses_api_gets_the_request_as_sent_and
         .send()
         .await
         .unwrap();
-    let got = response_events(r).await;
+    let got = typed_events(r).await;
     assert_eq!(got.len(), 3);
     assert_eq!(got[2], events[2]);
     let request = &upstream.received_requests().await.unwrap()[0];
@@ -367,7 +338,7 @@ async fn a_deployment_that_serves_the_responses_api_gets_the_request_as_sent_and
     expected["model"] = json!("gpt-5-mini");
     assert_eq!(sent, expected, "passed through with the model renamed");
     assert_eq!(
-        spend_call_types(&gw, &key).await,
+        spend_rows(&gw, &key).await,
         [("aresponses".to_string(), 12)]
     );
 }
@@ -430,7 +401,7 @@ async fn a_bridged_stream_whose_upstream_breaks_off_ends_with_response_failed() 
         .send()
         .await
         .unwrap();
-    let events = response_events(r).await;
+    let events = typed_events(r).await;
     let last = events.last().unwrap();
     assert_eq!(last["type"], "response.failed", "{events:?}");
     assert_eq!(last["response"]["status"], "failed");
@@ -608,7 +579,7 @@ async fn a_streamed_answer_is_stored_and_store_false_keeps_nothing() {
     let key = generate_key(&gw, json!({})).await;
     let mut body = turn("Stream it");
     body["stream"] = json!(true);
-    let events = response_events(post_response(&gw, &key, &body).await).await;
+    let events = typed_events(post_response(&gw, &key, &body).await).await;
     let id = events.last().unwrap()["response"]["id"]
         .as_str()
         .unwrap()
@@ -618,7 +589,7 @@ async fn a_streamed_answer_is_stored_and_store_false_keeps_nothing() {
     assert_eq!(output_text(&r.json().await.unwrap()), "streamed words");
     // store: false keeps nothing, streamed or not.
     body["store"] = json!(false);
-    let events = response_events(post_response(&gw, &key, &body).await).await;
+    let events = typed_events(post_response(&gw, &key, &body).await).await;
     let id = events.last().unwrap()["response"]["id"].as_str().unwrap();
     assert_eq!(
         get_as(&gw, &key, &format!("/v1/responses/{id}"))
@@ -683,8 +654,5 @@ async fn an_azure_deployment_gets_the_responses_api_of_its_resource_with_its_key
     let sent: Value =
         serde_json::from_slice(&upstream.received_requests().await.unwrap()[0].body).unwrap();
     assert_eq!(sent, json!({"model": "my-gpt5", "input": "hi"}));
-    assert_eq!(
-        spend_call_types(&gw, &key).await,
-        [("aresponses".to_string(), 7)]
-    );
+    assert_eq!(spend_rows(&gw, &key).await, [("aresponses".to_string(), 7)]);
 }

@@ -11,7 +11,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::common::*;
-use crate::responses::{response_events, route_yaml};
+use crate::responses::route_yaml;
 
 fn fixture(name: &str) -> String {
     let file = format!(
@@ -227,7 +227,7 @@ async fn codex_through_the_bridge(name: &str) -> (Value, Map<String, Value>) {
     let (upstream, gw) = bridged("final_text").await;
     let body = request(name, "bridged");
     assert_eq!(body["stream"], true, "Codex streams");
-    let events = response_events(post(&gw, &body).await).await;
+    let events = typed_events(post(&gw, &body).await).await;
     let done = events.last().unwrap();
     assert_eq!(done["type"], "response.completed", "{events:?}");
     assert_eq!(
@@ -506,7 +506,7 @@ async fn openais_documented_requests_reach_a_chat_deployment_as_exactly_the_chat
         let r = post(&gw, &body).await;
         assert_eq!(r.status(), 200, "{name}");
         if body["stream"] == true {
-            response_events(r).await;
+            typed_events(r).await;
         } else {
             let response: Value = r.json().await.unwrap();
             assert_eq!(response["object"], "response", "{name}");
@@ -586,7 +586,7 @@ fn kinds(events: &[Value]) -> Vec<String> {
 async fn a_bridged_stream_has_the_events_and_fields_of_openais_documented_stream() {
     let (_upstream, gw) = bridged("final_text").await;
     let events =
-        response_events(post(&gw, &request("openai/create_streaming.json", "bridged")).await).await;
+        typed_events(post(&gw, &request("openai/create_streaming.json", "bridged")).await).await;
     let documented = documented_events("openai/stream_text.sse");
     assert_eq!(kinds(&events), kinds(&documented));
     for event in &events {
@@ -671,7 +671,7 @@ async fn every_recorded_and_documented_request_is_forwarded_as_sent_to_a_deploym
         assert_eq!(r.status(), 200, "{name}");
         if body["stream"] == true {
             assert_eq!(
-                response_events(r).await,
+                typed_events(r).await,
                 documented_events("openai/stream_text.sse"),
                 "{name}: the events are relayed as they came"
             );
@@ -805,7 +805,7 @@ fn streamed_call_item(tool: &Tool, events: &[Value]) -> Value {
 /// The text of the last turn's answer, streamed or not.
 async fn final_text(response: reqwest::Response, stream: bool) -> String {
     if stream {
-        let events = response_events(response).await;
+        let events = typed_events(response).await;
         let text: String = events
             .iter()
             .filter(|e| e["type"] == "response.output_text.delta")
@@ -836,7 +836,7 @@ async fn round_trip(tool: Tool, stream: bool) {
     body["stream"] = json!(stream);
     let r = post(&gw, &body).await;
     let item = if stream {
-        streamed_call_item(&tool, &response_events(r).await)
+        streamed_call_item(&tool, &typed_events(r).await)
     } else {
         assert_eq!(r.status(), 200);
         let response: Value = r.json().await.unwrap();
