@@ -13,6 +13,15 @@
 #   (e) hx-vkey     a virtual key (POST /key/generate) instead of the master key
 #   (f) hx-ratelimit  per-key rate limits on, counters in Redis (REDIS_URL), very high rpm_limit
 #   (g) hx-cache    response cache on (cache_params.type local), the same request repeated
+# and streaming (issue 17), at a fixed low rate (open loop, examples/loadgen.rs --first-event):
+#   (s1) stream-direct    streamed chat straight to the mock: the upstream's own time to first event
+#   (s2) stream-hx        streamed /v1/chat/completions through HX Gateway
+#   (s3) stream-messages  streamed /v1/messages through HX Gateway, translated (the deployment is
+#                         the same openai/ one on the mock): Anthropic's events made from chunks
+# each timed to the first SSE event of the answer (its first `data:` line), p50 and p99, and to
+# the stream's end; the gateway's added time to first event is (s2) or (s3) minus (s1). The mock
+# pauses between chunks (BENCH_STREAM_GAP_US), as a model spaces its tokens, so the first event
+# arrives well before the last.
 # For each: requests/s, p50, p99 of non-streaming chat completions at 16 and 64 connections at
 # full load (wrk, closed loop), and p50/p99 at a fixed rate well below saturation
 # (examples/loadgen.rs, open loop) so the overhead is not queueing. Also HX Gateway's peak RSS
@@ -22,7 +31,10 @@
 # Knobs (environment): BENCH_DURATION (s per measurement, 10), BENCH_WARMUP (s, 3),
 # BENCH_RATE (fixed rate, 2000), BENCH_WRK_THREADS (2), BENCH_SKIP_BUILD=1 (use built
 # binaries), BENCH_PROFILE (cargo profile, release; `profiling` builds in minutes and keeps
-# symbols for perf), BENCH_ONLY="direct nginx floor hx hx-group hx-vkey hx-ratelimit hx-cache" (subset),
+# symbols for perf), BENCH_ONLY="direct nginx floor hx hx-group hx-vkey hx-ratelimit hx-cache
+# stream-direct stream-hx stream-messages" (subset), BENCH_STREAM_RATE (the streaming runs'
+# fixed rate, 200 streams/s on 16 connections), BENCH_STREAM_GAP_US (the mock's pause between a
+# stream's chunks in microseconds, 1000; 0 sends all chunks at once),
 # BENCH_CPUS_LOAD / BENCH_CPUS_MOCK / BENCH_CPUS_TARGET (taskset CPU lists; empty = no pinning),
 # REDIS_URL (for (f), default redis://127.0.0.1:6379), BENCH_PORT_BASE (18100).
 #
@@ -41,7 +53,9 @@ DURATION="${BENCH_DURATION:-10}"
 WARMUP="${BENCH_WARMUP:-3}"
 RATE="${BENCH_RATE:-2000}"
 WRK_THREADS="${BENCH_WRK_THREADS:-2}"
-ONLY="${BENCH_ONLY:-direct nginx floor hx hx-group hx-vkey hx-ratelimit hx-cache}"
+ONLY="${BENCH_ONLY:-direct nginx floor hx hx-group hx-vkey hx-ratelimit hx-cache stream-direct stream-hx stream-messages}"
+STREAM_RATE="${BENCH_STREAM_RATE:-200}"
+STREAM_GAP_US="${BENCH_STREAM_GAP_US:-1000}"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 BASE="${BENCH_PORT_BASE:-18100}"
 MOCK_PORT=$((BASE + 1))
@@ -137,6 +151,13 @@ log "machine: $MACHINE; load average $LOAD_BEFORE"
 body_for() {
   printf '{"model":"%s","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}' "$1"
 }
+# The same conversation streamed: as chat (usage asked for, as clients do), and as Messages.
+stream_chat_body() {
+  printf '{"model":"%s","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32,"stream":true,"stream_options":{"include_usage":true}}' "$1"
+}
+stream_messages_body() {
+  printf '{"model":"%s","system":"You are a helpful assistant.","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32,"stream":true}' "$1"
+}
 
 # --- results ----------------------------------------------------------------------------
 declare -A R # R[run.metric] = value
@@ -174,6 +195,30 @@ measure() {
   R[$name.badfixed]=$(($(field non2xx "$line") + $(field errors "$line")))
   log "$name: fixed ${RATE}/s: achieved ${R[$name.fixed_rate]}/s, p50 ${R[$name.fixed_p50]} ms, p99 ${R[$name.fixed_p99]} ms, non-2xx/errors ${R[$name.badfixed]}"
   RUNS+=("$name")
+}
+
+# measure_stream NAME URL KEY BODY EXPECT: streamed requests at the fixed STREAM_RATE, each
+# timed to its answer's first event and to its end; EXPECT is what a whole stream contains.
+STREAM_RUNS=()
+measure_stream() {
+  local name="$1" url="$2" key="$3" body="$4" expect="$5" out line
+  out="$(curl -sN -w '\n%{http_code}' "$url" -H "Authorization: Bearer $key" \
+    -H 'content-type: application/json' -d "$body" || true)"
+  [[ "${out##*$'\n'}" == 200 && "$out" == *"$expect"* ]] ||
+    die "$name: $url did not stream an answer with $expect: ${out:0:300}"
+  log "$name: streamed, fixed ${STREAM_RATE}/s for ${DURATION}s after ${WARMUP}s"
+  out="$(pin "${BENCH_CPUS_LOAD:-}" "$LOADGEN" --url "$url" --rate "$STREAM_RATE" \
+    --duration "$DURATION" --warmup "$WARMUP" --connections 16 --body "$body" \
+    --header "authorization: Bearer $key" --first-event --expect "$expect" 2>&1)" || true
+  line="$(grep '^RESULT' <<<"$out")" || die "$name: no result from loadgen: $out"
+  R[$name.first_p50]="$(field p50_ms "$line")"
+  R[$name.first_p99]="$(field p99_ms "$line")"
+  R[$name.total_p50]="$(field total_p50_ms "$line")"
+  R[$name.total_p99]="$(field total_p99_ms "$line")"
+  R[$name.rate]="$(field achieved "$line")"
+  R[$name.bad]=$(($(field non2xx "$line") + $(field unexpected "$line") + $(field errors "$line")))
+  log "$name: achieved ${R[$name.rate]}/s, first event p50 ${R[$name.first_p50]} ms, p99 ${R[$name.first_p99]} ms; whole stream p50 ${R[$name.total_p50]} ms; non-2xx/cut short/errors ${R[$name.bad]}"
+  STREAM_RUNS+=("$name")
 }
 
 vmhwm_mb() { awk '/^VmHWM/{printf "%.1f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "?"; }
@@ -234,7 +279,8 @@ hx_config "$HX_CONFIG"
 
 # --- the mock upstream (two ports: the second deployment of the group) ---------------------
 log "starting the mock upstream on $MOCK_PORT and $MOCK_PORT2"
-spawn "${BENCH_CPUS_MOCK:-}" env MOCK_THREADS=2 "$MOCK" "$MOCK_PORT" "$MOCK_PORT2" >/dev/null 2>"$TMP/mock.log" &
+spawn "${BENCH_CPUS_MOCK:-}" env MOCK_THREADS=2 MOCK_STREAM_GAP_US="$STREAM_GAP_US" \
+  "$MOCK" "$MOCK_PORT" "$MOCK_PORT2" >/dev/null 2>"$TMP/mock.log" &
 PIDS+=($!)
 wait_200 "http://127.0.0.1:$MOCK_PORT/health" || die "mock upstream did not start: $(cat "$TMP/mock.log")"
 
@@ -384,6 +430,18 @@ if want hx-cache; then
   fi
   stop "$HX_PID"
 fi
+# --- streaming (issue 17): time to the first event, direct and through HX Gateway -----------
+want stream-direct && measure_stream stream-direct "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" \
+  none "$(stream_chat_body bench-gpt)" "data: [DONE]"
+if want stream-hx || want stream-messages; then
+  start_hx hx-stream "$HOOK_PORT" "$HX_CONFIG"
+  want stream-hx && measure_stream stream-hx "http://127.0.0.1:$HOOK_PORT/v1/chat/completions" \
+    "$MASTER_KEY" "$(stream_chat_body bench-gpt)" "data: [DONE]"
+  want stream-messages && measure_stream stream-messages "http://127.0.0.1:$HOOK_PORT/v1/messages" \
+    "$MASTER_KEY" "$(stream_messages_body bench-gpt)" '"type":"message_stop"'
+  stop "$HX_PID"
+fi
+
 # Embeddings / RAG: placeholder. When /v1/embeddings and the RAG routes land, add runs here
 # (an openai/ embedding deployment on the mock; a RAG query on a small collection).
 
@@ -401,28 +459,33 @@ desc() {
     hx-vkey) echo "(e) HX, virtual key" ;;
     hx-ratelimit) echo "(f) HX, rate limits (Redis)" ;;
     hx-cache) echo "(g) HX, cache hits" ;;
+    stream-direct) echo "(s1) streamed chat, direct to the mock" ;;
+    stream-hx) echo "(s2) streamed chat, HX Gateway" ;;
+    stream-messages) echo "(s3) streamed Messages, HX Gateway (translated)" ;;
     *) echo "$1" ;;
   esac
 }
 report() {
   echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') on: $MACHINE."
-  echo "Load average before/after: $LOAD_BEFORE / $LOAD_AFTER. ${DURATION} s per measurement after a ${WARMUP} s warm-up;"
-  echo "full load: wrk -t$WRK_THREADS, closed loop; fixed rate: examples/loadgen.rs, open loop, 16 connections."
-  echo
-  echo "| run | req/s @16 | p50 @16 | p99 @16 | req/s @64 | p50 @64 | p99 @64 | p50 @${RATE}/s | p99 @${RATE}/s | peak RSS |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "Load average before/after: $LOAD_BEFORE / $LOAD_AFTER. ${DURATION} s per measurement after a ${WARMUP} s warm-up."
   local r rss flag
-  for r in "${RUNS[@]}"; do
-    rss="$(v "$r.rss")"; [[ -n "$rss" ]] && rss="$rss MB" || rss="-"
-    flag=""
-    (($(v "$r.bad16") + $(v "$r.bad64") + $(v "$r.badfixed") > 0)) &&
-      flag=" ⚠ $(( $(v "$r.bad16") + $(v "$r.bad64") + $(v "$r.badfixed") )) errors"
-    printf '| %s%s | %.0f | %.3f ms | %.3f ms | %.0f | %.3f ms | %.3f ms | %.3f ms | %.3f ms | %s |\n' \
-      "$(desc "$r")" "$flag" "$(v "$r.rps16")" "$(v "$r.p50_16")" "$(v "$r.p99_16")" \
-      "$(v "$r.rps64")" "$(v "$r.p50_64")" "$(v "$r.p99_64")" \
-      "$(v "$r.fixed_p50")" "$(v "$r.fixed_p99")" "$rss"
-  done
-  echo
+  if ((${#RUNS[@]})); then
+    echo "Full load: wrk -t$WRK_THREADS, closed loop; fixed rate: examples/loadgen.rs, open loop, 16 connections."
+    echo
+    echo "| run | req/s @16 | p50 @16 | p99 @16 | req/s @64 | p50 @64 | p99 @64 | p50 @${RATE}/s | p99 @${RATE}/s | peak RSS |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for r in "${RUNS[@]}"; do
+      rss="$(v "$r.rss")"; [[ -n "$rss" ]] && rss="$rss MB" || rss="-"
+      flag=""
+      (($(v "$r.bad16") + $(v "$r.bad64") + $(v "$r.badfixed") > 0)) &&
+        flag=" ⚠ $(( $(v "$r.bad16") + $(v "$r.bad64") + $(v "$r.badfixed") )) errors"
+      printf '| %s%s | %.0f | %.3f ms | %.3f ms | %.0f | %.3f ms | %.3f ms | %.3f ms | %.3f ms | %s |\n' \
+        "$(desc "$r")" "$flag" "$(v "$r.rps16")" "$(v "$r.p50_16")" "$(v "$r.p99_16")" \
+        "$(v "$r.rps64")" "$(v "$r.p50_64")" "$(v "$r.p99_64")" \
+        "$(v "$r.fixed_p50")" "$(v "$r.fixed_p99")" "$rss"
+    done
+    echo
+  fi
   if [[ -n "$(v hx.rps16)" ]]; then
     echo "HX Gateway: peak RSS (VmHWM after runs c and d) $HX_RSS MB; exec to first 200 on /health/readiness: median $READY_MS ms of 5."
     echo
@@ -464,6 +527,28 @@ report() {
         "$(calc %+.1f "100 * ($(v "$r.rps64") / $(v hx.rps64) - 1)")% at 64;" \
         "p50 at ${RATE}/s $(calc %+.3f "$(v "$r.fixed_p50") - $(v hx.fixed_p50)") ms."
     done
+  fi
+  if ((${#STREAM_RUNS[@]})); then
+    echo
+    echo "Streaming (issue 17): ${STREAM_RATE} streams/s on 16 connections (open loop), the mock pausing ${STREAM_GAP_US} µs between chunks;"
+    echo "time to the first SSE event of the answer (its first \`data:\` line) and to the end of the stream."
+    echo
+    echo "| run | first event p50 | first event p99 | whole stream p50 | whole stream p99 | streams/s |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for r in "${STREAM_RUNS[@]}"; do
+      flag=""
+      (($(v "$r.bad") > 0)) && flag=" ⚠ $(v "$r.bad") errors"
+      printf '| %s%s | %.3f ms | %.3f ms | %.3f ms | %.3f ms | %.0f |\n' "$(desc "$r")" "$flag" \
+        "$(v "$r.first_p50")" "$(v "$r.first_p99")" "$(v "$r.total_p50")" "$(v "$r.total_p99")" "$(v "$r.rate")"
+    done
+    if [[ -n "$(v stream-direct.first_p50)" ]]; then
+      echo
+      for r in stream-hx stream-messages; do
+        [[ -n "$(v "$r.first_p50")" ]] || continue
+        echo "$(desc "$r"): the gateway adds $(calc %+.3f "$(v "$r.first_p50") - $(v stream-direct.first_p50)") ms to the time to first event at p50," \
+          "$(calc %+.3f "$(v "$r.first_p99") - $(v stream-direct.first_p99)") ms at p99 (over the upstream's own, s1)."
+      done
+    fi
   fi
   if ((${#SKIPPED[@]})); then
     echo

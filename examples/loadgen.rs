@@ -17,6 +17,10 @@
 //! Usage: `loadgen --url http://127.0.0.1:4000/v1/chat/completions --rate 2000 --duration 10
 //!         --warmup 2 --connections 16 --body '{...}' --header 'authorization: Bearer sk-...'`
 //! (`--body @file` reads the body from a file; `--method GET` sends no body.)
+//! `--first-event` times each request to the first SSE event of its answer (the first line
+//! that starts with `data:`) instead of to the end of the body, and also reports the whole
+//! answer's time (`total_*`); the body is still read to its end. `--expect TEXT` counts a 2xx
+//! answer whose body does not contain TEXT (a stream cut short) as `unexpected`.
 //! Prints a human line and one `RESULT key=value ...` line for scripts (latencies in ms).
 
 // An example binary that reports on stdout/stderr.
@@ -47,11 +51,14 @@ struct Options {
     threads: usize,
     body: Bytes,
     headers: Vec<(String, String)>,
+    first_event: bool,
+    expect: Option<Vec<u8>>,
 }
 
 fn usage() -> String {
     "usage: loadgen --url http://HOST:PORT/PATH --rate N [--duration S] [--warmup S] \
-     [--connections C] [--threads T] [--method POST|GET] [--body JSON|@FILE] [--header 'K: V']..."
+     [--connections C] [--threads T] [--method POST|GET] [--body JSON|@FILE] [--header 'K: V']... \
+     [--first-event] [--expect TEXT]"
         .to_string()
 }
 
@@ -65,6 +72,8 @@ fn parse_args() -> Result<Options, String> {
     let mut threads = 1;
     let mut body = Bytes::new();
     let mut headers = Vec::new();
+    let mut first_event = false;
+    let mut expect = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -109,6 +118,8 @@ fn parse_args() -> Result<Options, String> {
                     .ok_or_else(|| format!("--header {v:?}: expected 'Name: value'"))?;
                 headers.push((k.trim().to_string(), val.trim().to_string()));
             }
+            "--first-event" => first_event = true,
+            "--expect" => expect = Some(value()?.into_bytes()),
             "--help" | "-h" => return Err(usage()),
             other => return Err(format!("unknown argument {other}\n{}", usage())),
         }
@@ -135,16 +146,70 @@ fn parse_args() -> Result<Options, String> {
         threads,
         body,
         headers,
+        first_event,
+        expect,
     })
 }
 
 /// What one connection measured (after the warm-up).
 #[derive(Default)]
 struct Tally {
+    /// To the end of the answer, or with `--first-event` to its first SSE event.
     latencies_ns: Vec<u64>,
+    /// With `--first-event`: to the end of the answer.
+    totals_ns: Vec<u64>,
     ok: u64,
     bad_status: u64,
+    unexpected: u64,
     errors: u64,
+}
+
+/// One answer, read to its end.
+struct Answer {
+    success: bool,
+    /// When the first line starting with `data:` arrived (with `--first-event`).
+    first_event: Option<Instant>,
+    /// The body contained `--expect`'s text (true without it).
+    expected: bool,
+}
+
+/// Whether `body` has a line that starts with `data:`.
+fn has_event(body: &[u8]) -> bool {
+    body.starts_with(b"data:") || memchr::memmem::find(body, b"\ndata:").is_some()
+}
+
+/// Reads the answer to its end, noting when its first SSE event arrived; keeps the body only
+/// as far as needed (to find the first event, or all of it with `--expect`).
+async fn read_answer(
+    resp: hyper::Response<hyper::body::Incoming>,
+    opts: &Options,
+) -> Result<Answer, String> {
+    let success = resp.status().is_success();
+    let mut body = resp.into_body();
+    let mut seen = Vec::new();
+    let mut first_event = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("body: {e}"))?;
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        let looking = opts.first_event && first_event.is_none();
+        if looking || opts.expect.is_some() {
+            seen.extend_from_slice(data);
+        }
+        if looking && has_event(&seen) {
+            first_event = Some(Instant::now());
+        }
+    }
+    let expected = opts
+        .expect
+        .as_ref()
+        .is_none_or(|text| memchr::memmem::find(&seen, text).is_some());
+    Ok(Answer {
+        success,
+        first_event,
+        expected,
+    })
 }
 
 type Sender = http1::SendRequest<BoxBody<Bytes, std::convert::Infallible>>;
@@ -219,13 +284,7 @@ async fn run_connection(
             Some(s) => match (s.ready().await, build_request(&opts)) {
                 (Err(e), _) => Err(format!("connection: {e}")),
                 (Ok(()), Ok(req)) => match s.send_request(req).await {
-                    Ok(resp) => {
-                        let status = resp.status();
-                        match resp.into_body().collect().await {
-                            Ok(_) => Ok(status.is_success()),
-                            Err(e) => Err(format!("body: {e}")),
-                        }
-                    }
+                    Ok(resp) => read_answer(resp, &opts).await,
                     Err(e) => Err(format!("send: {e}")),
                 },
                 (Ok(()), Err(e)) => Err(e),
@@ -233,16 +292,26 @@ async fn run_connection(
             None => Err("not connected".to_string()),
         };
         let done = Instant::now();
+        let ns = |at: Instant| u64::try_from((at - start).as_nanos()).unwrap_or(u64::MAX);
         match outcome {
-            Ok(success) => {
+            Ok(answer) => {
                 if measured {
-                    tally
-                        .latencies_ns
-                        .push(u64::try_from((done - start).as_nanos()).unwrap_or(u64::MAX));
-                    if success {
-                        tally.ok += 1;
+                    if opts.first_event {
+                        // An answer without any event counts as its end.
+                        tally
+                            .latencies_ns
+                            .push(ns(answer.first_event.unwrap_or(done)));
+                        tally.totals_ns.push(ns(done));
                     } else {
+                        tally.latencies_ns.push(ns(done));
+                    }
+                    if !answer.success {
                         tally.bad_status += 1;
+                    } else if !answer.expected || (opts.first_event && answer.first_event.is_none())
+                    {
+                        tally.unexpected += 1;
+                    } else {
+                        tally.ok += 1;
                     }
                 }
             }
@@ -284,8 +353,10 @@ async fn run(opts: Options) -> Tally {
     while let Some(result) = tasks.join_next().await {
         if let Ok(t) = result {
             total.latencies_ns.extend(t.latencies_ns);
+            total.totals_ns.extend(t.totals_ns);
             total.ok += t.ok;
             total.bad_status += t.bad_status;
+            total.unexpected += t.unexpected;
             total.errors += t.errors;
         }
     }
@@ -312,17 +383,39 @@ fn main() -> std::process::ExitCode {
         }
     };
     let (rate, duration, connections) = (opts.rate, opts.duration, opts.connections);
+    let first_event = opts.first_event;
     let mut tally = runtime.block_on(run(opts));
     tally.latencies_ns.sort_unstable();
+    tally.totals_ns.sort_unstable();
     let n = tally.latencies_ns.len();
     let achieved = n as f64 / duration;
     let p = |q| percentile_ms(&tally.latencies_ns, q);
+    let total = |q| percentile_ms(&tally.totals_ns, q);
+    let (what, totals_human, totals_result) = if first_event {
+        (
+            "to the first event ",
+            format!(
+                "; whole answer ms p50 {:.3} p99 {:.3}",
+                total(50.0),
+                total(99.0)
+            ),
+            format!(
+                " total_p50_ms={:.3} total_p99_ms={:.3} total_max_ms={:.3}",
+                total(50.0),
+                total(99.0),
+                total(100.0)
+            ),
+        )
+    } else {
+        ("", String::new(), String::new())
+    };
     println!(
         "target {rate:.0} req/s on {connections} connections for {duration}s: sent {n} \
-         ({achieved:.0} req/s), ok {}, non-2xx {}, errors {}; latency ms p50 {:.3} p90 {:.3} \
-         p99 {:.3} p99.9 {:.3} max {:.3}",
+         ({achieved:.0} req/s), ok {}, non-2xx {}, unexpected {}, errors {}; latency {what}ms \
+         p50 {:.3} p90 {:.3} p99 {:.3} p99.9 {:.3} max {:.3}{totals_human}",
         tally.ok,
         tally.bad_status,
+        tally.unexpected,
         tally.errors,
         p(50.0),
         p(90.0),
@@ -331,10 +424,12 @@ fn main() -> std::process::ExitCode {
         p(100.0)
     );
     println!(
-        "RESULT rate={rate:.0} achieved={achieved:.1} requests={n} ok={} non2xx={} errors={} \
-         p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} p999_ms={:.3} max_ms={:.3}",
+        "RESULT rate={rate:.0} achieved={achieved:.1} requests={n} ok={} non2xx={} \
+         unexpected={} errors={} p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} p999_ms={:.3} \
+         max_ms={:.3}{totals_result}",
         tally.ok,
         tally.bad_status,
+        tally.unexpected,
         tally.errors,
         p(50.0),
         p(90.0),
@@ -342,7 +437,7 @@ fn main() -> std::process::ExitCode {
         p(99.9),
         p(100.0)
     );
-    if tally.ok == 0 || tally.errors > 0 || tally.bad_status > 0 {
+    if tally.ok == 0 || tally.errors > 0 || tally.bad_status > 0 || tally.unexpected > 0 {
         std::process::ExitCode::FAILURE
     } else {
         std::process::ExitCode::SUCCESS

@@ -1,9 +1,10 @@
 //! `POST /v1/messages/count_tokens`: the input tokens of a Messages request. Asked of the
 //! model group's first deployment that speaks Anthropic's wire format (Anthropic's own count);
-//! for a group without one, estimated: about four characters a token over the system prompt,
-//! the messages' text and the tool definitions, plus three per message
-//! (`tokens::estimate_prompt_tokens`). Free, as Anthropic's is: no spend, no limits; the
-//! caller must still be allowed the model.
+//! for a group without one, counted here over the system prompt, the messages and the tool
+//! definitions (`tokens::messages`) with the tokenizer of the group's first deployment's
+//! model (`model_info.base_model`, else the upstream model): tiktoken's encoding for OpenAI's
+//! families, else about four characters a token (`tokens::tokenizer`). Free, as Anthropic's
+//! is: no spend, no limits; the caller must still be allowed the model.
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
@@ -12,6 +13,8 @@ use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::gateway::AppState;
 use crate::providers::{Upstream, UpstreamRequest};
+use crate::tokens::Tokenizer;
+use crate::tokens::messages::messages_input_tokens;
 
 /// The count, as Anthropic answers it: `{"input_tokens": n}`.
 pub async fn count(
@@ -60,10 +63,21 @@ pub async fn count(
             .await
             .map_err(|e| e.into_api_error(&model));
     }
-    let tools = body
-        .get("tools")
-        .map(|t| crate::tokens::rough_tokens(&t.to_string()))
-        .unwrap_or(0);
-    let tokens = crate::tokens::estimate_prompt_tokens(&body) + tools;
+    let tokenizer = group.members.first().map_or(Tokenizer::Approximate, |m| {
+        let deployment = &m.deployment;
+        match &deployment.base_model {
+            Some(base) => Tokenizer::for_model(base),
+            None => Tokenizer::for_model(&deployment.upstream_model(&model)),
+        }
+    });
+    let tokens = if tokenizer.is_exact() {
+        // Off the event loop: the encoding's first use loads its table, and a long prompt
+        // takes a while to encode.
+        tokio::task::spawn_blocking(move || messages_input_tokens(tokenizer, &body))
+            .await
+            .map_err(|e| ApiError::internal(format!("counting tokens failed: {e}")))?
+    } else {
+        messages_input_tokens(tokenizer, &body)
+    };
     Ok(Bytes::from(json!({"input_tokens": tokens}).to_string()))
 }

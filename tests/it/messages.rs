@@ -456,7 +456,7 @@ async fn spend_row(gw: &TestGateway, key: &str) -> Value {
 }
 
 #[tokio::test]
-async fn count_tokens_asks_anthropic_or_estimates_and_checks_the_key() {
+async fn count_tokens_asks_anthropic_or_counts_with_the_models_tokenizer_and_checks_the_key() {
     let anthropic = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1/messages/count_tokens"))
@@ -465,7 +465,18 @@ async fn count_tokens_asks_anthropic_or_estimates_and_checks_the_key() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"input_tokens": 42})))
         .mount(&anthropic)
         .await;
-    let gw = TestGateway::start(&yaml(&anthropic.uri(), "http://127.0.0.1:9")).await;
+    // Besides `gpt` (openai/gpt-4o): a model with no tiktoken encoding, and one whose
+    // upstream name says nothing but whose base_model is an OpenAI model.
+    let config = yaml(&anthropic.uri(), "http://127.0.0.1:9").replace(
+        "router_settings:",
+        "  - model_name: llama
+    litellm_params: {model: ollama/llama3, api_base: \"http://127.0.0.1:9\"}
+  - model_name: house
+    litellm_params: {model: openai/house-model, api_base: \"http://127.0.0.1:9/v1\", api_key: sk-x}
+    model_info: {base_model: gpt-4o-mini}
+router_settings:",
+    );
+    let gw = TestGateway::start(&config).await;
     let mut body = message_body("claude", false);
     body.as_object_mut().unwrap().remove("max_tokens");
     let r = post_messages(
@@ -485,21 +496,29 @@ async fn count_tokens_asks_anthropic_or_estimates_and_checks_the_key() {
     assert_eq!(sent["model"], "claude-sonnet-4-5");
     assert!(sent.get("stream").is_none() && sent.get("metadata").is_none());
 
-    // A group without an Anthropic deployment gets the estimate, which grows with the text.
-    let short = json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}]});
-    let long =
-        json!({"model": "gpt", "messages": [{"role": "user", "content": "hi ".repeat(400)}]});
-    let mut counts = Vec::new();
-    for b in [&short, &long] {
-        let r = post_messages(&gw, "/messages/count_tokens", MASTER, b, &[]).await;
-        assert_eq!(r.status(), 200);
-        counts.push(
+    // Groups without an Anthropic deployment are counted here. In o200k_base (gpt-4o's
+    // encoding) "hello world" is 2 tokens and each further " world" one more; "user" is 1.
+    // With the framing (3 per message, 3 for the reply) that is 2 + 7 and 400 + 7. The
+    // approximation (four characters a token, rounded up per text) makes them
+    // 11 chars: 3 + 3 + 1 + 3, and 2399 chars: 600 + 7.
+    let count = |model: &'static str, text: String| {
+        let gw = &gw;
+        async move {
+            let b = json!({"model": model, "messages": [{"role": "user", "content": text}]});
+            let r = post_messages(gw, "/messages/count_tokens", MASTER, &b, &[]).await;
+            assert_eq!(r.status(), 200, "{model}");
             r.json::<Value>().await.unwrap()["input_tokens"]
                 .as_u64()
-                .unwrap(),
-        );
-    }
-    assert!(counts[0] >= 1 && counts[1] >= counts[0] + 250, "{counts:?}");
+                .unwrap()
+        }
+    };
+    let short = || "hello world".to_string();
+    let long = || format!("hello{}", " world".repeat(399));
+    assert_eq!(count("gpt", short()).await, 9);
+    assert_eq!(count("gpt", long()).await, 407);
+    assert_eq!(count("house", short()).await, 9);
+    assert_eq!(count("llama", short()).await, 10);
+    assert_eq!(count("llama", long()).await, 607);
 
     // A key not allowed the model is refused, in Anthropic's shape.
     let key = generate_key(&gw, json!({"models": ["gpt"]})).await;

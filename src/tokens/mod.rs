@@ -1,6 +1,14 @@
-//! Token estimates where no tokenizer runs: about four characters a token. Used for the
-//! answers of providers that report no usage, and for what a request is expected to cost
-//! before it is sent (rate-limit token reservations, budget holds, embedding batches).
+//! Token counts. Here, estimates where no tokenizer runs: about four characters a token, used
+//! for the answers of providers that report no usage, and for what a request is expected to
+//! cost before it is sent (rate-limit token reservations, budget holds, embedding batches).
+//! [`tokenizer`] picks a real tokenizer for a model family where one exists (tiktoken's
+//! encodings for OpenAI's models) and [`messages`] counts a Messages request with it, for
+//! `count_tokens`; the request path does not tokenize.
+
+pub mod messages;
+pub mod tokenizer;
+
+pub use tokenizer::Tokenizer;
 
 use serde_json::{Map, Value};
 
