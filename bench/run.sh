@@ -18,6 +18,8 @@
 #   (s2) stream-hx        streamed /v1/chat/completions through HX Gateway
 #   (s3) stream-messages  streamed /v1/messages through HX Gateway, translated (the deployment is
 #                         the same openai/ one on the mock): Anthropic's events made from chunks
+#   (s4) stream-responses streamed /v1/responses through HX Gateway, bridged onto the same chat
+#                         deployment (issue 18, store: false as Codex sends): Responses events
 # each timed to the first SSE event of the answer (its first `data:` line), p50 and p99, and to
 # the stream's end; the gateway's added time to first event is (s2) or (s3) minus (s1). The mock
 # pauses between chunks (BENCH_STREAM_GAP_US), as a model spaces its tokens, so the first event
@@ -32,7 +34,7 @@
 # BENCH_RATE (fixed rate, 2000), BENCH_WRK_THREADS (2), BENCH_SKIP_BUILD=1 (use built
 # binaries), BENCH_PROFILE (cargo profile, release; `profiling` builds in minutes and keeps
 # symbols for perf), BENCH_ONLY="direct nginx floor hx hx-group hx-vkey hx-ratelimit hx-cache
-# stream-direct stream-hx stream-messages" (subset), BENCH_STREAM_RATE (the streaming runs'
+# stream-direct stream-hx stream-messages stream-responses" (subset), BENCH_STREAM_RATE (the streaming runs'
 # fixed rate, 200 streams/s on 16 connections), BENCH_STREAM_GAP_US (the mock's pause between a
 # stream's chunks in microseconds, 1000; 0 sends all chunks at once),
 # BENCH_CPUS_LOAD / BENCH_CPUS_MOCK / BENCH_CPUS_TARGET (taskset CPU lists; empty = no pinning),
@@ -53,7 +55,7 @@ DURATION="${BENCH_DURATION:-10}"
 WARMUP="${BENCH_WARMUP:-3}"
 RATE="${BENCH_RATE:-2000}"
 WRK_THREADS="${BENCH_WRK_THREADS:-2}"
-ONLY="${BENCH_ONLY:-direct nginx floor hx hx-group hx-vkey hx-ratelimit hx-cache stream-direct stream-hx stream-messages}"
+ONLY="${BENCH_ONLY:-direct nginx floor hx hx-group hx-vkey hx-ratelimit hx-cache stream-direct stream-hx stream-messages stream-responses}"
 STREAM_RATE="${BENCH_STREAM_RATE:-200}"
 STREAM_GAP_US="${BENCH_STREAM_GAP_US:-1000}"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
@@ -157,6 +159,9 @@ stream_chat_body() {
 }
 stream_messages_body() {
   printf '{"model":"%s","system":"You are a helpful assistant.","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32,"stream":true}' "$1"
+}
+stream_responses_body() {
+  printf '{"model":"%s","instructions":"You are a helpful assistant.","input":"Say hello in one short sentence.","max_output_tokens":32,"store":false,"stream":true}' "$1"
 }
 
 # --- results ----------------------------------------------------------------------------
@@ -433,12 +438,14 @@ fi
 # --- streaming (issue 17): time to the first event, direct and through HX Gateway -----------
 want stream-direct && measure_stream stream-direct "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" \
   none "$(stream_chat_body bench-gpt)" "data: [DONE]"
-if want stream-hx || want stream-messages; then
+if want stream-hx || want stream-messages || want stream-responses; then
   start_hx hx-stream "$HOOK_PORT" "$HX_CONFIG"
   want stream-hx && measure_stream stream-hx "http://127.0.0.1:$HOOK_PORT/v1/chat/completions" \
     "$MASTER_KEY" "$(stream_chat_body bench-gpt)" "data: [DONE]"
   want stream-messages && measure_stream stream-messages "http://127.0.0.1:$HOOK_PORT/v1/messages" \
     "$MASTER_KEY" "$(stream_messages_body bench-gpt)" '"type":"message_stop"'
+  want stream-responses && measure_stream stream-responses "http://127.0.0.1:$HOOK_PORT/v1/responses" \
+    "$MASTER_KEY" "$(stream_responses_body bench-gpt)" 'event: response.completed'
   stop "$HX_PID"
 fi
 
@@ -462,6 +469,7 @@ desc() {
     stream-direct) echo "(s1) streamed chat, direct to the mock" ;;
     stream-hx) echo "(s2) streamed chat, HX Gateway" ;;
     stream-messages) echo "(s3) streamed Messages, HX Gateway (translated)" ;;
+    stream-responses) echo "(s4) streamed Responses, HX Gateway (bridged)" ;;
     *) echo "$1" ;;
   esac
 }
@@ -543,7 +551,7 @@ report() {
     done
     if [[ -n "$(v stream-direct.first_p50)" ]]; then
       echo
-      for r in stream-hx stream-messages; do
+      for r in stream-hx stream-messages stream-responses; do
         [[ -n "$(v "$r.first_p50")" ]] || continue
         echo "$(desc "$r"): the gateway adds $(calc %+.3f "$(v "$r.first_p50") - $(v stream-direct.first_p50)") ms to the time to first event at p50," \
           "$(calc %+.3f "$(v "$r.first_p99") - $(v stream-direct.first_p99)") ms at p99 (over the upstream's own, s1)."

@@ -196,7 +196,21 @@ fn accepts(name: &str, value: &Value) -> bool {
             value.get("type").and_then(Value::as_str),
             Some("text" | "json_object" | "json_schema")
         ),
+        "reasoning_effort" => value.as_str().and_then(thinking_budget).is_some(),
         _ => false,
+    }
+}
+
+/// OpenAI's `reasoning_effort` as a Gemini `thinkingBudget` (LiteLLM's budgets: minimal 128,
+/// low 1024, medium 2048, high 4096; none 0, thinking off).
+fn thinking_budget(effort: &str) -> Option<u64> {
+    match effort {
+        "none" | "disable" => Some(0),
+        "minimal" => Some(128),
+        "low" => Some(1024),
+        "medium" => Some(2048),
+        "high" => Some(4096),
+        _ => None,
     }
 }
 
@@ -251,6 +265,16 @@ pub fn to_generate_request(mut body: Map<String, Value>) -> Result<Value, Provid
             }
             _ => {}
         }
+    }
+    if let Some(budget) = body
+        .get("reasoning_effort")
+        .and_then(Value::as_str)
+        .and_then(thinking_budget)
+    {
+        config.insert(
+            "thinkingConfig".into(),
+            json!({"thinkingBudget": budget, "includeThoughts": budget > 0}),
+        );
     }
     if !config.is_empty() {
         out.insert("generationConfig".into(), Value::Object(config));
@@ -816,6 +840,30 @@ mod tests {
 
     fn body(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn reasoning_effort_becomes_a_thinking_budget_and_an_unknown_one_is_not_taken() {
+        let out = to_generate_request(body(json!({
+            "messages": [{"role": "user", "content": "think"}],
+            "reasoning_effort": "high"
+        })))
+        .unwrap();
+        assert_eq!(
+            out["generationConfig"]["thinkingConfig"],
+            json!({"thinkingBudget": 4096, "includeThoughts": true})
+        );
+        let out = to_generate_request(body(json!({
+            "messages": [{"role": "user", "content": "quick"}],
+            "reasoning_effort": "none"
+        })))
+        .unwrap();
+        assert_eq!(
+            out["generationConfig"]["thinkingConfig"],
+            json!({"thinkingBudget": 0, "includeThoughts": false})
+        );
+        assert!(accepts("reasoning_effort", &json!("low")));
+        assert!(!accepts("reasoning_effort", &json!("extreme")));
     }
 
     #[test]

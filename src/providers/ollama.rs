@@ -232,6 +232,7 @@ fn accepts(name: &str, value: &Value, chat_api: bool) -> bool {
             Some("text" | "json_object" | "json_schema")
         ),
         "n" => value.as_u64() == Some(1),
+        "reasoning_effort" => value.is_string(),
         "tools" => chat_api,
         "tool_choice" => chat_api && value.as_str() == Some("auto"),
         _ => false,
@@ -274,6 +275,13 @@ fn common_fields(body: &mut Map<String, Value>, out: &mut Map<String, Value>) {
     }
     if let Some(format) = body.get("response_format").and_then(response_format) {
         out.insert("format".into(), format);
+    }
+    // OpenAI's `reasoning_effort` as Ollama's `think` (on for any effort but none), unless
+    // the request sets `think` itself.
+    if let Some(effort) = body.remove("reasoning_effort")
+        && let Some(effort) = effort.as_str()
+    {
+        out.insert("think".into(), json!(!matches!(effort, "none" | "disable")));
     }
     for key in ["keep_alive", "think"] {
         if let Some(v) = body.remove(key) {
@@ -683,6 +691,25 @@ mod tests {
 
     fn body(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn reasoning_effort_turns_thinking_on_or_off() {
+        let ask = |effort: &str| {
+            let req = body(
+                json!({"messages": [{"role": "user", "content": "hi"}], "reasoning_effort": effort}),
+            );
+            to_chat_request(req, "qwen3", false).unwrap()["think"].clone()
+        };
+        assert_eq!(ask("medium"), json!(true));
+        assert_eq!(ask("none"), json!(false));
+        let req = body(json!({"messages": [{"role": "user", "content": "hi"}],
+                              "reasoning_effort": "high", "think": false}));
+        assert_eq!(
+            to_chat_request(req, "qwen3", false).unwrap()["think"],
+            json!(false),
+            "the request's own think wins"
+        );
     }
 
     #[test]
