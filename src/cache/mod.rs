@@ -73,6 +73,7 @@ impl Default for CacheSettings {
                 Endpoint::Completion,
                 Endpoint::Embedding,
                 Endpoint::Messages,
+                Endpoint::Responses,
             ],
             mode: CacheMode::DefaultOn,
             max_bytes: 256 * 1024 * 1024,

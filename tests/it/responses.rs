@@ -656,3 +656,33 @@ async fn an_azure_deployment_gets_the_responses_api_of_its_resource_with_its_key
     assert_eq!(sent, json!({"model": "my-gpt5", "input": "hi"}));
     assert_eq!(spend_rows(&gw, &key).await, [("aresponses".to_string(), 7)]);
 }
+
+#[tokio::test]
+async fn a_repeated_responses_call_is_answered_from_the_cache_unless_streamed() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_answer("Cached words.")))
+        .mount(&upstream)
+        .await;
+    let yaml = route_yaml(&upstream.uri())
+        + "litellm_settings: {cache: true, cache_params: {type: local}}\n";
+    let gw = TestGateway::start(&yaml).await;
+    let key = generate_key(&gw, json!({})).await;
+    let body = json!({"model": "bridged", "input": "same question", "store": false});
+    let first = post_response(&gw, &key, &body).await;
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    let second = post_response(&gw, &key, &body).await;
+    assert_eq!(second.status(), 200);
+    assert!(second.headers().contains_key("x-litellm-cache-key"));
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(output_text(&second), "Cached words.");
+    assert_eq!(second, first);
+    assert_eq!(upstream.received_requests().await.unwrap().len(), 1);
+    // A stream is not served from the cache.
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let _ = post_response(&gw, &key, &streamed).await.text().await;
+    assert_eq!(upstream.received_requests().await.unwrap().len(), 2);
+}

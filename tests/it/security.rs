@@ -181,12 +181,15 @@ async fn send(gw: &TestGateway, key: &str, path: &str, body: &Value) -> reqwest:
 fn request(path: &str, model: &str, stream: bool) -> Value {
     if path == "/v1/chat/completions" {
         json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+    } else if path == "/v1/responses" {
+        json!({"model": model, "stream": stream, "input": "hi"})
     } else {
         json!({"model": model, "stream": stream, "prompt": "hi"})
     }
 }
 
-const ENDPOINTS: [&str; 2] = ["/v1/chat/completions", "/v1/completions"];
+/// The OpenAI-shaped LLM routes (`/v1/responses` bridged onto the upstreams' chat).
+const ENDPOINTS: [&str; 3] = ["/v1/chat/completions", "/v1/completions", "/v1/responses"];
 
 #[tokio::test]
 async fn no_kind_of_request_fallback_reaches_a_model_the_key_may_not_use() {
@@ -249,8 +252,8 @@ async fn no_kind_of_request_fallback_reaches_a_model_the_key_may_not_use() {
         }
     }
     assert_eq!(forbidden.hits(), 0, "the forbidden upstream was called");
-    assert_eq!(failing.hits(), 2 * 2 * 5);
-    assert_eq!(too_long.hits(), 2 * 2);
+    assert_eq!(failing.hits(), ENDPOINTS.len() * 2 * 5);
+    assert_eq!(too_long.hits(), ENDPOINTS.len() * 2);
     // The master key is not limited: the same fallback answers.
     let mut body = request(ENDPOINTS[0], "a", false);
     body["fallbacks"] = json!(["b"]);
@@ -285,7 +288,7 @@ async fn an_allowed_fallback_answers_and_forbidden_ones_before_it_are_skipped() 
             assert!(r.text().await.unwrap().contains('c'));
         }
     }
-    assert_eq!((forbidden.hits(), allowed.hits()), (0, 4));
+    assert_eq!((forbidden.hits(), allowed.hits()), (0, ENDPOINTS.len() * 2));
 }
 
 #[tokio::test]
