@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
 use crate::cache::{CacheSettings, ResponseCache};
+use crate::changes::ChangeBus;
 use crate::config::GatewayConfig;
 use crate::keys::KeyService;
 use crate::limits::{LimiterOptions, RateLimiter};
@@ -62,6 +63,8 @@ pub struct AppState {
     pub cache: Option<ResponseCache>,
     /// Retrieval over the vector store (embedded engine unless `QDRANT_URL` is set).
     pub rag: RagService,
+    /// Changes announced to and by the other instances on the same Redis (`changes`).
+    pub changes: ChangeBus,
     /// Virtual keys and spend; set once the key store has answered (readiness waits for it).
     keys: OnceLock<KeyService>,
     ready: AtomicBool,
@@ -83,6 +86,18 @@ impl AppState {
             Some(url) => RateLimiter::redis(url, LimiterOptions::default())
                 .map_err(|e| StateError(e.to_string()))?,
             None => RateLimiter::in_memory(LimiterOptions::default()),
+        };
+        let changes = match &redis_url {
+            Some(url) => {
+                let link = crate::link::RedisLink::new(
+                    url,
+                    LimiterOptions::default().redis_timeout,
+                    "changes",
+                )
+                .map_err(|e| StateError(e.to_string()))?;
+                ChangeBus::redis(url, link).map_err(StateError)?
+            }
+            None => ChangeBus::local(),
         };
         let budgets = match &redis_url {
             Some(url) => {
@@ -126,6 +141,7 @@ impl AppState {
             upstream,
             limiter,
             budgets,
+            changes,
             cache,
             keys: OnceLock::new(),
             ready: AtomicBool::new(false),
@@ -154,6 +170,7 @@ impl AppState {
 
     /// Installs the key service and marks the gateway ready.
     pub fn set_keys(&self, keys: KeyService) {
+        keys.attach_changes(self.changes.clone());
         let _ = self.keys.set(keys);
         self.set_ready();
     }

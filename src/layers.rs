@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("providers", 2),
     ("limits", 2),
     ("cache", 2),
+    ("changes", 2),
     ("embeddings", 2),
     ("keys", 3),
     ("spend", 3),

@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | 0 | [`error`], [`secret`], [`api`], [`tokens`], [`prices`], [`link`], [`metrics`], [`log`] | the error table (OpenAI's and Anthropic's shapes), secrets and redaction, the API's shared words (endpoints, usage, chunks, body fields; Anthropic's Messages API and its translation to OpenAI chat, OpenAI's Responses API and its bridge onto chat, how thinking and its signatures travel on the OpenAI side), token estimates and tokenizers, model prices, the Redis link and clock, the metrics registry, log formatting |
 //! | 1 | [`config`] | LiteLLM's `config.yaml`, the environment, deployments |
-//! | 2 | [`db`], [`providers`], [`limits`], [`cache`], [`embeddings`] | LiteLLM's tables in Postgres or SQLite, upstream protocols, rate limits, the response cache, in-process embedding models |
+//! | 2 | [`db`], [`providers`], [`limits`], [`cache`], [`changes`], [`embeddings`] | LiteLLM's tables in Postgres or SQLite, upstream protocols, rate limits, the response cache, change notifications between instances, in-process embedding models |
 //! | 3 | [`keys`], [`spend`], [`router`], [`rag`], [`health`] | virtual keys in LiteLLM's tables, spend and budget holds, deployment selection with retries and fallbacks, retrieval, dependency probes |
 //! | 4 | [`gateway`], [`caller`] | what every request shares (config runtime and services) and who is calling |
 //! | 5 | [`proxy`] | the LLM request pipeline: check, limit, route, account |
@@ -29,6 +29,7 @@ pub mod tokens;
 pub mod config;
 // Layer 2
 pub mod cache;
+pub mod changes;
 pub mod db;
 pub mod embeddings;
 pub mod limits;

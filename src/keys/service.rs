@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{NaiveDateTime, SubsecRound, Utc};
 use moka::future::Cache;
 use serde_json::{Map, Value, json};
+use tokio::sync::broadcast;
 
 use super::api::{
     BlockKeyRequest, DeleteKeyRequest, GenerateKeyRequest, ListKeysQuery, UpdateKeyRequest,
@@ -18,6 +19,7 @@ use super::api::{
 use super::duration::parse_duration;
 use super::error::KeyError;
 use super::info::{KeyInfo, TeamInfo, UserBudget};
+use crate::changes::{Change, ChangeBus};
 use crate::db::{KeyRecord, KeyStore};
 use crate::error::ApiError;
 use crate::secret::hash_key;
@@ -71,6 +73,8 @@ struct Inner {
     stale: Cache<String, Arc<KeyInfo>>,
     ledger: Arc<SpendLedger>,
     writer: SpendWriter,
+    /// Where key changes are announced to the other instances, once attached.
+    changes: std::sync::OnceLock<ChangeBus>,
 }
 
 /// Now, at the millisecond precision of `timestamp(3)`, so that values kept in memory equal
@@ -243,8 +247,41 @@ impl KeyService {
                 stale,
                 ledger,
                 writer,
+                changes: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Follows `bus` from now on: a key another instance changed is dropped from this
+    /// instance's caches at once, and this instance's changes are announced there. Once.
+    pub fn attach_changes(&self, bus: ChangeBus) {
+        let mut changes = bus.subscribe();
+        if self.inner.changes.set(bus).is_err() {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                let change = match changes.recv().await {
+                    Ok(change) => change,
+                    Err(broadcast::error::RecvError::Lagged(_)) => Change::Everything,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                let Some(inner) = weak.upgrade() else {
+                    break;
+                };
+                match change {
+                    Change::Key(token) => {
+                        inner.fresh.invalidate(&token).await;
+                        inner.stale.invalidate(&token).await;
+                    }
+                    Change::Everything => {
+                        inner.fresh.invalidate_all();
+                        inner.stale.invalidate_all();
+                    }
+                }
+            }
+        });
     }
 
     pub fn store(&self) -> &KeyStore {
@@ -330,10 +367,14 @@ impl KeyService {
         }
     }
 
-    /// Drops a key from the cache of this instance (other instances follow within the TTL).
+    /// Drops a key from the cache of this instance, and of every instance on the same change
+    /// bus (`changes`); the others follow within their TTL.
     pub async fn invalidate(&self, token: &str) {
         self.inner.fresh.invalidate(token).await;
         self.inner.stale.invalidate(token).await;
+        if let Some(bus) = self.inner.changes.get() {
+            bus.publish(Change::Key(token.to_string())).await;
+        }
     }
 
     /// Reads a key and its team, starting a new budget period where one is due.

@@ -1,4 +1,5 @@
-//! Several gateway processes sharing one Postgres and one Redis share keys and limits exactly.
+//! Several gateway processes sharing one Postgres and one Redis share keys and limits exactly,
+//! and a key changed on one is followed by the others at once (change notifications).
 
 use serde_json::{Value, json};
 
@@ -65,4 +66,118 @@ async fn two_processes_on_one_redis_admit_exactly_the_rpm_limit() {
         "exactly the limit passes across both instances: {statuses:?}"
     );
     assert_eq!(limited, 2 * limit);
+}
+
+/// A chat call with `key` on `gateway`; its status.
+async fn chat_status(client: &reqwest::Client, gateway: &GatewayProcess, key: &str) -> u16 {
+    client
+        .post(gateway.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({"model": "mock", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Polls for up to `within` until `gateway` refuses `key` with a 401; how long it took.
+async fn refused_within(
+    client: &reqwest::Client,
+    gateway: &GatewayProcess,
+    key: &str,
+    within: std::time::Duration,
+) -> Option<std::time::Duration> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < within {
+        if chat_status(client, gateway, key).await == 401 {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_key_blocked_or_deleted_on_one_instance_is_refused_on_the_other_at_once() {
+    let db = ScratchDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    // A 600 s key cache: only the change notification can explain a refusal within seconds.
+    std::fs::write(
+        &config,
+        "model_list:\n  - model_name: mock\n    litellm_params: {model: openai/mock, mock_response: ok}\ngeneral_settings: {user_api_key_cache_ttl: 600}\n",
+    )
+    .unwrap();
+    let env = |sub: &str| {
+        vec![
+            ("LITELLM_MASTER_KEY", MASTER.to_string()),
+            ("DATABASE_URL", db.url()),
+            ("REDIS_URL", "redis://127.0.0.1:6379".to_string()),
+            ("HX_DATA_DIR", dir.path().join(sub).display().to_string()),
+        ]
+    };
+    let a = GatewayProcess::spawn(&config, &env("a"), &[]).await;
+    let b = GatewayProcess::spawn(&config, &env("b"), &[]).await;
+    let client = reqwest::Client::new();
+    let generate = || async {
+        let generated: Value = client
+            .post(a.url("/key/generate"))
+            .bearer_auth(MASTER)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        generated["key"].as_str().unwrap().to_string()
+    };
+    let manage = |route: &'static str, key: String| {
+        let client = client.clone();
+        let url = a.url(route);
+        async move {
+            let body = if route == "/key/delete" {
+                json!({"keys": [key]})
+            } else {
+                json!({"key": key})
+            };
+            let r = client
+                .post(url)
+                .bearer_auth(MASTER)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{route}");
+        }
+    };
+    let second = std::time::Duration::from_secs(1);
+    for route in ["/key/block", "/key/delete"] {
+        let key = generate().await;
+        // Both instances have the key cached.
+        assert_eq!(chat_status(&client, &a, &key).await, 200);
+        assert_eq!(chat_status(&client, &b, &key).await, 200);
+        manage(route, key.clone()).await;
+        let took = refused_within(&client, &b, &key, second).await;
+        assert!(
+            took.is_some(),
+            "{route} on one instance: the other still served the key after 1 s"
+        );
+        assert_eq!(chat_status(&client, &a, &key).await, 401);
+    }
+    // Unblocking reaches the other instance too.
+    let key = generate().await;
+    assert_eq!(chat_status(&client, &b, &key).await, 200);
+    manage("/key/block", key.clone()).await;
+    assert!(refused_within(&client, &b, &key, second).await.is_some());
+    manage("/key/unblock", key.clone()).await;
+    let started = std::time::Instant::now();
+    while chat_status(&client, &b, &key).await != 200 {
+        assert!(
+            started.elapsed() < second,
+            "unblocked, still refused after 1 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
