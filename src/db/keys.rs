@@ -238,6 +238,30 @@ impl KeyStore {
         Ok(n == 1)
     }
 
+    /// Gives the key `token` a new token hash and `key_name` (`/key/regenerate`), everything
+    /// else kept; `Ok(false)` when there is no such key.
+    pub async fn rename_key(
+        &self,
+        token: &str,
+        new_token: &str,
+        key_name: &str,
+        now: NaiveDateTime,
+    ) -> Result<bool, DbError> {
+        let sql = r#"UPDATE "LiteLLM_VerificationToken" SET token = $2, key_name = $3, updated_at = $4
+                     WHERE token = $1"#;
+        let n = on_pool!(self, pool => {
+            sqlx::query(sql)
+                .bind(token)
+                .bind(new_token)
+                .bind(key_name)
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
     /// One page of keys (newest first), filtered, and the total count matching the filters.
     pub async fn list_keys(
         &self,

@@ -665,6 +665,78 @@ impl KeyService {
         Ok(Value::Object(response))
     }
 
+    /// `POST /key/regenerate` and `/key/{key}/regenerate`: the key (the body's `key`, else
+    /// the path's) gets a new secret (`new_key`, else a generated one) and the old one is
+    /// refused at once, on every instance on the change bus; any `/key/update` field in the
+    /// body is applied first (so a bad one changes nothing). Spend pending for the key is
+    /// written before the switch. Answers the key's row with the new `key` and `token_id`.
+    pub async fn regenerate(
+        &self,
+        path_key: Option<&str>,
+        mut body: Map<String, Value>,
+    ) -> Result<Value, ApiError> {
+        let key = match body.remove("key") {
+            Some(Value::String(key)) => key,
+            None | Some(Value::Null) => match path_key {
+                Some(key) => key.to_string(),
+                None => return Err(KeyError::invalid("No key passed in.", "key").into()),
+            },
+            Some(_) => return Err(KeyError::invalid("'key' must be a string", "key").into()),
+        };
+        if body.contains_key("new_master_key") {
+            return Err(KeyError::invalid(
+                "regenerating the master key is not supported here: set a new LITELLM_MASTER_KEY and restart",
+                "new_master_key",
+            )
+            .into());
+        }
+        let new_key = match body.remove("new_key") {
+            None | Some(Value::Null) => generate_key()?,
+            Some(Value::String(key))
+                if key.starts_with("sk-")
+                    && key.len() > 3
+                    && !key.chars().any(char::is_whitespace) =>
+            {
+                key
+            }
+            Some(_) => {
+                return Err(KeyError::invalid(
+                    "'new_key' must start with 'sk-' and contain no whitespace",
+                    "new_key",
+                )
+                .into());
+            }
+        };
+        let store = &self.inner.store;
+        let token = token_of(&key);
+        let not_found = || KeyError::NotFound(format!("Key {} not found.", abbreviate(&key)));
+        if store.get_key(&token).await?.is_none() {
+            return Err(not_found().into());
+        }
+        let new_token = hash_key(&new_key);
+        if store.get_key(&new_token).await?.is_some() {
+            return Err(KeyError::invalid("'new_key' is already a key", "new_key").into());
+        }
+        if !body.is_empty() {
+            body.insert("key".into(), Value::String(token.clone()));
+            self.update_key(from_json(Value::Object(body))?).await?;
+        }
+        self.flush_spend().await?;
+        if !store
+            .rename_key(&token, &new_token, &abbreviate(&new_key), now())
+            .await?
+        {
+            return Err(not_found().into());
+        }
+        self.invalidate(&token).await;
+        let record = store.get_key(&new_token).await?.ok_or_else(not_found)?;
+        let mut response = record_json(&record, self.live_spend(&record));
+        response.remove("token");
+        response.insert("token_id".into(), Value::String(new_token));
+        response.insert("key".into(), Value::String(new_key));
+        Ok(Value::Object(response))
+    }
+
     /// `POST /key/delete` with the body as a JSON value (the route reads it as a typed request
     /// and calls [`KeyService::delete_keys`]).
     pub async fn delete(&self, body: Value) -> Result<Value, ApiError> {

@@ -95,6 +95,8 @@ pub fn app_with(state: ServerState) -> Router {
         .route("/key/list", get(routes::keys::list))
         .route("/key/block", post(routes::keys::block))
         .route("/key/unblock", post(routes::keys::unblock))
+        .route("/key/regenerate", post(routes::keys::regenerate))
+        .route("/key/{key}/regenerate", post(routes::keys::regenerate_path))
         .route("/health/liveliness", get(routes::health::liveliness))
         .route("/health/liveness", get(routes::health::liveliness))
         .route("/health/readiness", get(routes::health::readiness))

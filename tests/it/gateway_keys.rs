@@ -301,3 +301,120 @@ async fn spend_after_a_burst_of_1000_requests_equals_the_sum_of_their_costs() {
         "{spend} vs {expected}"
     );
 }
+
+async fn regenerate_contract(gw: &TestGateway) {
+    let key = generate(
+        gw,
+        json!({"models": ["mock"], "max_budget": 5.0, "key_alias": "rotating"}),
+    )
+    .await;
+    assert_eq!(chat(gw, &key, "mock").await.status(), 200);
+    // In the path, with a field changed at the same time.
+    let r = gw
+        .post(
+            &format!("/key/{key}/regenerate"),
+            json!({"max_budget": 10.0}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let new = body["key"].as_str().unwrap().to_string();
+    assert!(new.starts_with("sk-") && new != key, "{body}");
+    assert_eq!(body["token_id"], hx_gateway::secret::hash_key(&new));
+    assert_eq!(body["key_name"], format!("sk-...{}", &new[new.len() - 4..]));
+    assert_eq!(body["max_budget"], 10.0);
+    assert_eq!(body["models"], json!(["mock"]));
+    assert_eq!(body["key_alias"], "rotating");
+    // The old secret is refused at once, the new one works, with the key's rules.
+    assert_eq!(chat(gw, &key, "mock").await.status(), 401);
+    assert_eq!(chat(gw, &new, "mock").await.status(), 200);
+    assert_eq!(chat(gw, &new, "other").await.status(), 401);
+    // In the body, to a chosen secret, with an empty path form too.
+    let r = gw
+        .post(
+            "/key/regenerate",
+            json!({"key": new, "new_key": "sk-chosen-rotation-0001"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["key"],
+        "sk-chosen-rotation-0001"
+    );
+    assert_eq!(chat(gw, &new, "mock").await.status(), 401);
+    let r = gw
+        .client
+        .post(gw.url("/key/sk-chosen-rotation-0001/regenerate"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let last = r.json::<Value>().await.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        chat(gw, "sk-chosen-rotation-0001", "mock").await.status(),
+        401
+    );
+    assert_eq!(chat(gw, &last, "mock").await.status(), 200);
+    // Refusals: unknown key, a bad or taken new_key, a bad field (nothing changed), no key,
+    // not the master key.
+    let r = gw.post("/key/sk-nope/regenerate", json!({})).await;
+    assert_eq!(r.status(), 404);
+    for (body, param) in [
+        (json!({"key": last, "new_key": "no-prefix"}), "new_key"),
+        (json!({"key": last, "new_key": last}), "new_key"),
+        (json!({"key": last, "max_budget": -1}), "max_budget"),
+        (json!({}), "key"),
+    ] {
+        let r = gw.post("/key/regenerate", body.clone()).await;
+        assert_eq!(r.status(), 400, "{body}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["param"], param, "{e}");
+    }
+    assert_eq!(
+        chat(gw, &last, "mock").await.status(),
+        200,
+        "a refused regenerate changed the key"
+    );
+    let other = generate(gw, json!({})).await;
+    let r = gw
+        .client
+        .post(gw.url("/key/regenerate"))
+        .bearer_auth(&other)
+        .json(&json!({"key": last}))
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(r.status().as_u16(), 401 | 403), "{}", r.status());
+    assert_eq!(chat(gw, &last, "mock").await.status(), 200);
+}
+
+#[tokio::test]
+async fn regenerating_a_key_refuses_the_old_secret_at_once_in_sqlite() {
+    let gw = TestGateway::start(YAML).await;
+    regenerate_contract(&gw).await;
+}
+
+#[tokio::test]
+async fn regenerating_a_key_refuses_the_old_secret_at_once_in_postgres() {
+    let db = ScratchDb::create().await;
+    let gw = TestGateway::start_with_env(
+        YAML,
+        std::collections::HashMap::from([("DATABASE_URL".to_string(), db.url())]),
+    )
+    .await;
+    regenerate_contract(&gw).await;
+    // The row as LiteLLM reads it: the new hash and key_name, the old hash gone.
+    let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        r#"SELECT token, key_name FROM "LiteLLM_VerificationToken" WHERE key_alias = 'rotating'"#,
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].1.as_deref().unwrap().starts_with("sk-..."));
+}

@@ -1,11 +1,11 @@
-//! `/key/*`: LiteLLM's key management routes. Master key only, except a key reading its own
+//! `/key/*`: LiteLLM's key management routes (and `/key/regenerate`). Master key only, except a key reading its own
 //! `/key/info`. Bodies are read as the typed requests of [`crate::keys`], after the key store
 //! is known to be up.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -18,7 +18,7 @@ use crate::keys::{
 };
 use crate::secret::{constant_time_eq, hash_key};
 use crate::server::auth::MasterKey;
-use crate::server::extract::Typed;
+use crate::server::extract::{JsonObject, Typed};
 
 fn keys(state: &AppState) -> Result<&KeyService, ApiError> {
     state.keys().ok_or_else(|| {
@@ -45,6 +45,38 @@ pub async fn update(
 ) -> Result<Json<Value>, ApiError> {
     let keys = keys(&state)?;
     Ok(Json(keys.update_key(body.read()?).await?))
+}
+
+/// `POST /key/regenerate` (the key in the body).
+pub async fn regenerate(
+    State(state): State<Arc<AppState>>,
+    _: MasterKey,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let keys = keys(&state)?;
+    Ok(Json(keys.regenerate(None, body).await?))
+}
+
+/// `POST /key/{key}/regenerate` (the key in the path, unless the body names one). The body
+/// may be empty.
+pub async fn regenerate_path(
+    State(state): State<Arc<AppState>>,
+    _: MasterKey,
+    Path(key): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let keys = keys(&state)?;
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Map::new()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(Value::Object(map)) => map,
+            _ => {
+                return Err(ApiError::invalid("the body must be a JSON object", "body"));
+            }
+        }
+    };
+    Ok(Json(keys.regenerate(Some(&key), body).await?))
 }
 
 pub async fn delete(
