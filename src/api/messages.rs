@@ -12,6 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::chat::{AnswerMessage, ChatAnswer};
 use super::thinking::{REASONING_CONTENT, THINKING_BLOCKS, ThinkingBlock};
 use super::{ChatUsage, StreamChunk, Usage};
 use crate::error::ApiError;
@@ -523,53 +524,6 @@ fn convert_tool_choice(choice: &Value) -> Result<(Value, Option<bool>), ApiError
 }
 
 // ---- answer: OpenAI chat -> Messages ----------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-struct ChatAnswer {
-    #[serde(default)]
-    choices: Vec<AnswerChoice>,
-    #[serde(default)]
-    usage: Option<ChatUsage>,
-}
-
-#[derive(Debug, Deserialize)]
-struct AnswerChoice {
-    #[serde(default)]
-    message: AnswerMessage,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-/// `reasoning_content` and `thinking_blocks` are [`REASONING_CONTENT`] and [`THINKING_BLOCKS`].
-#[derive(Debug, Default, Deserialize)]
-struct AnswerMessage {
-    #[serde(default)]
-    content: Option<Value>,
-    #[serde(default)]
-    reasoning_content: Option<String>,
-    #[serde(default)]
-    thinking_blocks: Option<Vec<Value>>,
-    #[serde(default)]
-    tool_calls: Option<Vec<AnswerToolCall>>,
-    #[serde(default)]
-    refusal: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct AnswerToolCall {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    function: AnswerFunction,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct AnswerFunction {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    arguments: String,
-}
 
 /// An OpenAI `finish_reason` as a Messages `stop_reason`.
 pub fn stop_reason(finish_reason: Option<&str>) -> &'static str {

@@ -6,6 +6,7 @@
 //! JSON maps ([`fields`]: the LLM routes).
 
 pub mod body;
+pub mod chat;
 pub mod fields;
 pub mod messages;
 pub mod responses;

@@ -26,6 +26,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::chat::{AnswerMessage, ChatAnswer};
 use super::messages::frame;
 use super::{CachedDetails, ChatUsage, ReasoningDetails, StreamChunk, Usage, top_level_value};
 use crate::error::ApiError;
@@ -1333,53 +1334,6 @@ fn status_of(finish_reason: Option<&str>) -> (&'static str, Option<&'static str>
         Some("content_filter") => ("incomplete", Some("content_filter")),
         _ => ("completed", None),
     }
-}
-
-#[derive(Debug, Deserialize)]
-struct ChatAnswer {
-    #[serde(default)]
-    choices: Vec<AnswerChoice>,
-    #[serde(default)]
-    usage: Option<ChatUsage>,
-}
-
-#[derive(Debug, Deserialize)]
-struct AnswerChoice {
-    #[serde(default)]
-    message: AnswerMessage,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct AnswerMessage {
-    #[serde(default)]
-    content: Option<Value>,
-    #[serde(default)]
-    reasoning_content: Option<String>,
-    /// vLLM's newer name for `reasoning_content` (also OpenRouter's).
-    #[serde(default)]
-    reasoning: Option<Value>,
-    #[serde(default)]
-    refusal: Option<String>,
-    #[serde(default)]
-    tool_calls: Option<Vec<AnswerToolCall>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct AnswerToolCall {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    function: AnswerFunction,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct AnswerFunction {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    arguments: String,
 }
 
 /// The reasoning text of a message or delta, under either name.
