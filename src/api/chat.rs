@@ -1,7 +1,8 @@
-//! An OpenAI chat answer as the protocol bridges read it back (`messages`, `responses`): the
-//! first choice's message (text, reasoning under LiteLLM's or vLLM's name, LiteLLM's thinking
-//! blocks, tool calls, refusal), its finish reason and the usage. One reading for both, so a
-//! field one bridge learns to read the other can use.
+//! An OpenAI chat answer, and one chunk of a chat stream, as the protocol bridges read them
+//! back (`messages`, `responses`): the first choice's message or delta (text, reasoning under
+//! LiteLLM's or vLLM's name, LiteLLM's thinking blocks, tool calls, refusal), its finish
+//! reason and the usage. One reading for both, so a field one bridge learns to read the other
+//! can use.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -57,4 +58,56 @@ pub(crate) struct AnswerFunction {
     pub name: String,
     #[serde(default)]
     pub arguments: String,
+}
+
+/// One `chat.completion.chunk`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Chunk {
+    #[serde(default)]
+    pub choices: Vec<ChunkChoice>,
+    #[serde(default)]
+    pub usage: Option<ChatUsage>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ChunkChoice {
+    #[serde(default)]
+    pub delta: Delta,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+}
+
+/// A choice's delta, with the fields of [`AnswerMessage`] as they stream.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Delta {
+    #[serde(default)]
+    pub content: Option<String>,
+    #[serde(default)]
+    pub reasoning_content: Option<String>,
+    #[serde(default)]
+    pub reasoning: Option<Value>,
+    #[serde(default)]
+    pub thinking_blocks: Option<Vec<Value>>,
+    #[serde(default)]
+    pub refusal: Option<String>,
+    #[serde(default)]
+    pub tool_calls: Option<Vec<ToolDelta>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ToolDelta {
+    #[serde(default)]
+    pub index: Option<u64>,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub function: Option<FunctionDelta>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct FunctionDelta {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub arguments: Option<String>,
 }

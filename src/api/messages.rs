@@ -12,9 +12,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::chat::{AnswerMessage, ChatAnswer};
+use super::chat::{AnswerMessage, ChatAnswer, Chunk};
 use super::thinking::{REASONING_CONTENT, THINKING_BLOCKS, ThinkingBlock};
-use super::{ChatUsage, StreamChunk, Usage};
+use super::{StreamChunk, Usage};
 use crate::error::ApiError;
 
 /// `anthropic-version` sent when the client sent none.
@@ -633,53 +633,6 @@ pub fn from_chat_answer(answer: &[u8], model: &str) -> Result<(Bytes, Option<Usa
 }
 
 // ---- stream: OpenAI chunks -> Messages events -------------------------------------------
-
-#[derive(Debug, Deserialize)]
-struct Chunk {
-    #[serde(default)]
-    choices: Vec<ChunkChoice>,
-    #[serde(default)]
-    usage: Option<ChatUsage>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ChunkChoice {
-    #[serde(default)]
-    delta: Delta,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-/// `reasoning_content` and `thinking_blocks` are [`REASONING_CONTENT`] and [`THINKING_BLOCKS`].
-#[derive(Debug, Default, Deserialize)]
-struct Delta {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    reasoning_content: Option<String>,
-    #[serde(default)]
-    thinking_blocks: Option<Vec<Value>>,
-    #[serde(default)]
-    tool_calls: Option<Vec<ToolDelta>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ToolDelta {
-    #[serde(default)]
-    index: Option<u64>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    function: Option<FunctionDelta>,
-}
-
-#[derive(Debug, Deserialize)]
-struct FunctionDelta {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    arguments: Option<String>,
-}
 
 /// The content block being streamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

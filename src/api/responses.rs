@@ -26,9 +26,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::chat::{AnswerMessage, ChatAnswer};
+use super::chat::{AnswerMessage, ChatAnswer, Chunk, ToolDelta};
 use super::messages::frame;
-use super::{CachedDetails, ChatUsage, ReasoningDetails, StreamChunk, Usage, top_level_value};
+use super::{CachedDetails, ReasoningDetails, StreamChunk, Usage, top_level_value};
 use crate::error::ApiError;
 
 fn invalid(message: impl Into<String>, param: impl Into<String>) -> ApiError {
@@ -1416,54 +1416,6 @@ pub fn from_chat_answer(
 }
 
 // ---- stream: OpenAI chunks -> Responses events -------------------------------------------
-
-#[derive(Debug, Deserialize)]
-struct Chunk {
-    #[serde(default)]
-    choices: Vec<ChunkChoice>,
-    #[serde(default)]
-    usage: Option<ChatUsage>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ChunkChoice {
-    #[serde(default)]
-    delta: Delta,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Delta {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    reasoning_content: Option<String>,
-    #[serde(default)]
-    reasoning: Option<Value>,
-    #[serde(default)]
-    refusal: Option<String>,
-    #[serde(default)]
-    tool_calls: Option<Vec<ToolDelta>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ToolDelta {
-    #[serde(default)]
-    index: Option<u64>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    function: Option<FunctionDelta>,
-}
-
-#[derive(Debug, Deserialize)]
-struct FunctionDelta {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    arguments: Option<String>,
-}
 
 /// One event of the Responses stream other than the `response.*` ones: the fields each
 /// kind has (the others left out).
