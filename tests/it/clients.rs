@@ -119,12 +119,6 @@ struct Upstream {
     arguments: Value,
 }
 
-fn sse(chunks: &[Value]) -> String {
-    let mut out: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
-    out.push_str("data: [DONE]\n\n");
-    out
-}
-
 fn chunk(delta: Value, finish: Option<&str>) -> Value {
     json!({"id": "chatcmpl-cc", "object": "chat.completion.chunk", "created": 1, "model": "mock",
            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
@@ -185,7 +179,7 @@ impl Respond for Upstream {
         if body["stream"] == true {
             ResponseTemplate::new(200)
                 .insert_header("content-type", "text/event-stream")
-                .set_body_string(sse(&chunks))
+                .set_body_string(openai_sse(&chunks))
         } else {
             let text = chunks
                 .iter()
@@ -337,6 +331,20 @@ async fn run_claude(claude: &std::path::Path, gw: &TestGateway, key: &str, work:
     );
 }
 
+/// Whether an upstream chat request carries the tool call's result holding the note's secret.
+fn carries_the_tool_result(request: &Request) -> bool {
+    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+    body["messages"].as_array().is_some_and(|m| {
+        m.iter().any(|m| {
+            m["role"] == "tool"
+                && m["tool_call_id"] == "call_read_1"
+                && m["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("zebra-42"))
+        })
+    })
+}
+
 /// A note holding a secret in a fresh working directory.
 fn work_dir() -> (tempfile::TempDir, String) {
     let work = tempfile::tempdir().unwrap();
@@ -386,18 +394,7 @@ async fn claude_code_reads_a_file_through_a_tool_call_and_answers_through_the_ga
     run_claude(&claude, &gw, &key, work.path()).await;
     // The tool result reached the upstream as a tool message answering the call.
     let requests = upstream.received_requests().await.unwrap();
-    let answered = requests.iter().any(|r| {
-        let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-        body["messages"].as_array().is_some_and(|m| {
-            m.iter().any(|m| {
-                m["role"] == "tool"
-                    && m["tool_call_id"] == "call_read_1"
-                    && m["content"]
-                        .as_str()
-                        .is_some_and(|c| c.contains("zebra-42"))
-            })
-        })
-    });
+    let answered = requests.iter().any(carries_the_tool_result);
     assert!(answered, "no upstream request carried the tool result");
     // Every call was charged to the key, as anthropic_messages.
     let rows = spend_rows(&gw, &key).await;
@@ -540,18 +537,7 @@ async fn codex_cli_runs_a_command_through_a_tool_call_and_answers_through_the_ga
     );
     // The command's output reached the upstream as the tool call's result.
     let requests = upstream.received_requests().await.unwrap();
-    let answered = requests.iter().any(|r| {
-        let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-        body["messages"].as_array().is_some_and(|m| {
-            m.iter().any(|m| {
-                m["role"] == "tool"
-                    && m["tool_call_id"] == "call_read_1"
-                    && m["content"]
-                        .as_str()
-                        .is_some_and(|c| c.contains("zebra-42"))
-            })
-        })
-    });
+    let answered = requests.iter().any(carries_the_tool_result);
     assert!(answered, "no upstream request carried the command's output");
     let rows = spend_rows(&gw, &key).await;
     assert!(rows.len() >= 2, "{rows:?}");

@@ -369,3 +369,10 @@ pub async fn spend_rows(gw: &TestGateway, key: &str) -> Vec<(String, i64)> {
         .await
         .unwrap()
 }
+
+/// OpenAI chat chunks as the SSE body of a stream: each a `data:` event, then `[DONE]`.
+pub fn openai_sse(chunks: &[serde_json::Value]) -> String {
+    let mut out: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+    out.push_str("data: [DONE]\n\n");
+    out
+}

@@ -221,8 +221,7 @@ async fn a_translated_stream_has_anthropics_events_with_text_tool_input_and_usag
         json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
         json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [], "usage": {"prompt_tokens": 14, "completion_tokens": 6, "total_tokens": 20}}),
     ];
-    let mut sse: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
-    sse.push_str("data: [DONE]\n\n");
+    let sse = openai_sse(&chunks);
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .respond_with(
@@ -582,9 +581,7 @@ fn stream_body(text: &str) -> String {
         json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}}]}),
         json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
     ];
-    let mut sse: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
-    sse.push_str("data: [DONE]\n\n");
-    sse
+    openai_sse(&chunks)
 }
 
 #[tokio::test]

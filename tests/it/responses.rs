@@ -222,8 +222,7 @@ async fn a_bridged_stream_has_the_responses_events_in_order_with_sequence_number
         json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
         json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": {"prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39}}),
     ];
-    let mut sse: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
-    sse.push_str("data: [DONE]\n\n");
+    let sse = openai_sse(&chunks);
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .respond_with(
@@ -564,8 +563,7 @@ async fn a_streamed_answer_is_stored_and_store_false_keeps_nothing() {
         json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "streamed words"}}]}),
         json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
     ];
-    let mut sse: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
-    sse.push_str("data: [DONE]\n\n");
+    let sse = openai_sse(&chunks);
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .respond_with(
