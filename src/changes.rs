@@ -28,6 +28,16 @@ const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
 pub enum Change {
     /// The key with this token hash changed (blocked, unblocked, deleted, updated).
     Key(String),
+    /// The team with this id changed (limits, models, members, blocked, deleted): every
+    /// cached key of the team is stale.
+    Team(String),
+    /// The user with this id changed (role, models, budget, deleted): every cached key of the
+    /// user is stale.
+    User(String),
+    /// The end user (customer) with this id changed.
+    Customer(String),
+    /// The budget row (`"LiteLLM_BudgetTable"`) with this id changed: whoever uses it is stale.
+    Budget(String),
     /// Anything may have changed (a subscription was broken): drop every cached copy.
     Everything,
 }
@@ -35,21 +45,33 @@ pub enum Change {
 impl Change {
     fn encode(&self, instance: &str) -> String {
         match self {
-            Change::Key(token) => format!("{instance} key {token}"),
+            Change::Key(id) => format!("{instance} key {id}"),
+            Change::Team(id) => format!("{instance} team {id}"),
+            Change::User(id) => format!("{instance} user {id}"),
+            Change::Customer(id) => format!("{instance} customer {id}"),
+            Change::Budget(id) => format!("{instance} budget {id}"),
             Change::Everything => format!("{instance} all"),
         }
     }
 
     /// A message of another instance; `None` for one's own and for what cannot be read.
     fn decode(message: &str, instance: &str) -> Option<Change> {
-        let mut words = message.split(' ');
+        // The id is the rest of the message: team and user ids may hold spaces.
+        let mut words = message.splitn(3, ' ');
         let from = words.next()?;
         if from == instance {
             return None;
         }
-        match (words.next()?, words.next()) {
-            ("key", Some(token)) if !token.is_empty() => Some(Change::Key(token.to_string())),
+        let kind = words.next()?;
+        let id = words.next().map(str::to_string);
+        match (kind, id) {
             ("all", None) => Some(Change::Everything),
+            (_, Some(id)) if id.is_empty() => None,
+            ("key", Some(id)) if !id.contains(' ') => Some(Change::Key(id)),
+            ("team", Some(id)) => Some(Change::Team(id)),
+            ("user", Some(id)) => Some(Change::User(id)),
+            ("customer", Some(id)) => Some(Change::Customer(id)),
+            ("budget", Some(id)) => Some(Change::Budget(id)),
             _ => None,
         }
     }
@@ -165,7 +187,23 @@ mod tests {
             Change::decode(&Change::Everything.encode("i1"), "i2"),
             Some(Change::Everything)
         );
-        for junk in ["", "i1", "i1 key", "i1 key ", "i1 team x", "i1 all extra"] {
+        for change in [
+            Change::Team("team one".into()),
+            Change::User("u@example.com".into()),
+            Change::Customer("c1".into()),
+            Change::Budget("b1".into()),
+        ] {
+            assert_eq!(Change::decode(&change.encode("i1"), "i2"), Some(change));
+        }
+        for junk in [
+            "",
+            "i1",
+            "i1 key",
+            "i1 key ",
+            "i1 team ",
+            "i1 group x",
+            "i1 all extra",
+        ] {
             assert_eq!(Change::decode(junk, "i2"), None, "{junk:?}");
         }
     }

@@ -31,6 +31,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("health", 3),
     ("gateway", 4),
     ("caller", 4),
+    ("roles", 4),
     ("proxy", 5),
     ("server", 6),
     ("commands", 7),

@@ -11,7 +11,7 @@
 //! | 1 | [`config`] | LiteLLM's `config.yaml`, the environment, deployments |
 //! | 2 | [`db`], [`providers`], [`limits`], [`cache`], [`changes`], [`embeddings`] | LiteLLM's tables in Postgres or SQLite, upstream protocols, rate limits, the response cache, change notifications between instances, in-process embedding models |
 //! | 3 | [`keys`], [`spend`], [`router`], [`rag`], [`health`] | virtual keys in LiteLLM's tables, spend and budget holds, deployment selection with retries and fallbacks, retrieval, dependency probes |
-//! | 4 | [`gateway`], [`caller`] | what every request shares (config runtime and services) and who is calling |
+//! | 4 | [`gateway`], [`caller`], [`roles`] | what every request shares (config runtime and services), who is calling, and which management routes their role opens |
 //! | 5 | [`proxy`] | the LLM request pipeline: check, limit, route, account |
 //! | 6 | [`server`] | HTTP: routes, extractors, the access log, serving threads (each with its own upstream clients) |
 //! | 7 | [`commands`] | `serve`, `check`, `smoke`, `migrate`, `rag ingest` and their flags |
@@ -43,6 +43,7 @@ pub mod spend;
 // Layer 4
 pub mod caller;
 pub mod gateway;
+pub mod roles;
 // Layer 5
 pub mod proxy;
 // Layer 6

@@ -75,6 +75,15 @@ impl TeamRecord {
     }
 }
 
+/// The columns of a `"LiteLLM_UserTable"` row that bind the user's keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRow {
+    pub user_id: String,
+    pub user_role: Option<String>,
+    pub max_budget: Option<f64>,
+    pub spend: f64,
+}
+
 const KEY_COLUMNS: &str = r#"token, key_name, key_alias, spend, max_budget, budget_duration,
     budget_reset_at, expires, models, rpm_limit, tpm_limit, max_parallel_requests, metadata,
     blocked, user_id, team_id, created_at, updated_at"#;
@@ -425,11 +434,18 @@ impl KeyStore {
         Ok(())
     }
 
-    /// `(max_budget, spend)` of a user row, if it exists.
-    pub async fn user_budget(&self, user_id: &str) -> Result<Option<(Option<f64>, f64)>, DbError> {
-        let sql = r#"SELECT max_budget, spend FROM "LiteLLM_UserTable" WHERE user_id = $1"#;
-        Ok(on_pool!(self, pool => {
+    /// What a key needs of its user row, if it exists.
+    pub async fn get_user_row(&self, user_id: &str) -> Result<Option<UserRow>, DbError> {
+        let sql = r#"SELECT user_id, user_role, max_budget, spend FROM "LiteLLM_UserTable"
+                     WHERE user_id = $1"#;
+        let row: Option<(String, Option<String>, Option<f64>, f64)> = on_pool!(self, pool => {
             sqlx::query_as(sql).bind(user_id).fetch_optional(pool).await?
+        });
+        Ok(row.map(|(user_id, user_role, max_budget, spend)| UserRow {
+            user_id,
+            user_role,
+            max_budget,
+            spend,
         }))
     }
 

@@ -35,7 +35,19 @@ const MIGRATIONS: &[Migration] = &[
         postgres: PG_RESPONSES,
         sqlite: SQLITE_RESPONSES,
     },
+    Migration {
+        version: 3,
+        name: "user_role",
+        // LiteLLM's baseline has the column on Postgres.
+        postgres: "SELECT 1;",
+        sqlite: SQLITE_USER_ROLE,
+    },
 ];
+
+/// The user's role (`roles`), in the embedded database, where only HX writes.
+const SQLITE_USER_ROLE: &str = r#"
+ALTER TABLE "LiteLLM_UserTable" ADD COLUMN "user_role" TEXT;
+"#;
 
 /// HX's own table of stored Responses API answers (`db::responses`): in the `hx` schema on
 /// Postgres, where LiteLLM never looks. The JSON columns are text in both backends: they are

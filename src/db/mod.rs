@@ -49,7 +49,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{PgPool, Row, SqlitePool};
 
-pub use keys::{KeyRecord, TeamRecord};
+pub use keys::{KeyRecord, TeamRecord, UserRow};
 pub use migrations::MIGRATIONS_LOCK_ID;
 pub use spend_logs::SpendRecord;
 

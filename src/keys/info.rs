@@ -59,28 +59,30 @@ impl TeamInfo {
     }
 }
 
-/// The budget of the key's user (`"LiteLLM_UserTable"`), when the row sets `max_budget`: it
-/// binds every key of the user together.
+/// The key's user (`"LiteLLM_UserTable"`), when the row exists: its role decides which
+/// management routes the key may call, and its `max_budget` binds every key of the user
+/// together.
 #[derive(Debug)]
-pub struct UserBudget {
+pub struct UserInfo {
     pub user_id: String,
-    pub max_budget: f64,
+    /// LiteLLM's `user_role` (`proxy_admin`, `internal_user`, ...), as stored.
+    pub user_role: Option<String>,
+    pub max_budget: Option<f64>,
     spend_base: f64,
     cell: Arc<SpendCell>,
 }
 
-impl UserBudget {
+impl UserInfo {
     pub(crate) fn new(
-        user_id: String,
-        max_budget: f64,
-        spend: f64,
+        record: crate::db::UserRow,
         cell: Arc<SpendCell>,
         flushed_at_load: f64,
     ) -> Self {
-        UserBudget {
-            user_id,
-            max_budget,
-            spend_base: spend - flushed_at_load,
+        UserInfo {
+            user_id: record.user_id,
+            user_role: record.user_role,
+            max_budget: record.max_budget,
+            spend_base: record.spend - flushed_at_load,
             cell,
         }
     }
@@ -114,8 +116,8 @@ pub struct KeyInfo {
     pub team_id: Option<String>,
     /// The key's team row, when `team_id` is set and the row exists.
     pub team: Option<TeamInfo>,
-    /// The key's user's budget, when `user_id` is set and the user row has a `max_budget`.
-    pub user: Option<UserBudget>,
+    /// The key's user, when `user_id` is set and the user row exists.
+    pub user: Option<UserInfo>,
     /// True when the database was unreachable and `allow_requests_on_db_unavailable` let an
     /// unknown key through: nothing about it is known and no limit applies.
     pub unverified: bool,
@@ -154,8 +156,8 @@ impl KeyInfo {
         }
     }
 
-    /// The key with its user's budget attached.
-    pub(crate) fn with_user(mut self, user: Option<UserBudget>) -> Self {
+    /// The key with its user attached.
+    pub(crate) fn with_user(mut self, user: Option<UserInfo>) -> Self {
         self.user = user;
         self
     }
@@ -279,12 +281,14 @@ impl KeyInfo {
                 )));
             }
         }
-        if let Some(user) = &self.user {
+        if let Some(user) = &self.user
+            && let Some(max) = user.max_budget
+        {
             let spend = user.spend();
-            if spend >= user.max_budget {
+            if spend >= max {
                 return Err(KeyError::BudgetExceeded(format!(
-                    "Budget has been exceeded! User={} Current cost: {spend}, Max budget: {}",
-                    user.user_id, user.max_budget
+                    "Budget has been exceeded! User={} Current cost: {spend}, Max budget: {max}",
+                    user.user_id
                 )));
             }
         }
@@ -313,12 +317,14 @@ impl KeyInfo {
                 max_budget: max,
             });
         }
-        if let Some(user) = &self.user {
+        if let Some(user) = &self.user
+            && let Some(max) = user.max_budget
+        {
             out.push(BudgetClaim {
                 scope: format!("user:{}", user.user_id),
                 label: format!("User={} ", user.user_id),
                 spend: user.spend(),
-                max_budget: user.max_budget,
+                max_budget: max,
             });
         }
         out

@@ -15,5 +15,5 @@ pub use api::{
 };
 pub use duration::parse_duration;
 pub use error::KeyError;
-pub use info::{KeyInfo, TeamInfo, UserBudget};
+pub use info::{KeyInfo, TeamInfo, UserInfo};
 pub use service::{KeyService, KeyServiceOptions};

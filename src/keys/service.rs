@@ -18,7 +18,7 @@ use super::api::{
 };
 use super::duration::parse_duration;
 use super::error::KeyError;
-use super::info::{KeyInfo, TeamInfo, UserBudget};
+use super::info::{KeyInfo, TeamInfo, UserInfo};
 use crate::changes::{Change, ChangeBus};
 use crate::db::{KeyRecord, KeyStore};
 use crate::error::ApiError;
@@ -75,6 +75,48 @@ struct Inner {
     writer: SpendWriter,
     /// Where key changes are announced to the other instances, once attached.
     changes: std::sync::OnceLock<ChangeBus>,
+}
+
+impl Inner {
+    /// Drops the cached keys a change makes stale.
+    async fn apply(&self, change: &Change) {
+        let drop_if = |matches: Box<dyn Fn(&KeyInfo) -> bool + Send + Sync>| {
+            let matches: Arc<dyn Fn(&KeyInfo) -> bool + Send + Sync> = Arc::from(matches);
+            for cache in [&self.fresh, &self.stale] {
+                let matches = matches.clone();
+                // Fails only without `support_invalidation_closures`, which both caches set.
+                if cache
+                    .invalidate_entries_if(move |_, info| matches(info))
+                    .is_err()
+                {
+                    cache.invalidate_all();
+                }
+            }
+        };
+        match change {
+            Change::Key(token) => {
+                self.fresh.invalidate(token).await;
+                self.stale.invalidate(token).await;
+            }
+            Change::Team(id) => {
+                let id = id.clone();
+                drop_if(Box::new(move |info| info.team_id.as_deref() == Some(&id)));
+            }
+            Change::User(id) => {
+                let id = id.clone();
+                drop_if(Box::new(move |info| info.user_id.as_deref() == Some(&id)));
+            }
+            // A budget row may be a team member's budget, part of a cached key; budget writes
+            // are rare, so every key is read afresh (the outage copies stay).
+            Change::Budget(_) => self.fresh.invalidate_all(),
+            // End users are not part of a cached key.
+            Change::Customer(_) => {}
+            Change::Everything => {
+                self.fresh.invalidate_all();
+                self.stale.invalidate_all();
+            }
+        }
+    }
 }
 
 /// Now, at the millisecond precision of `timestamp(3)`, so that values kept in memory equal
@@ -232,12 +274,15 @@ impl KeyService {
     pub fn new(store: KeyStore, options: KeyServiceOptions) -> Self {
         let ledger = Arc::new(SpendLedger::default());
         let writer = SpendWriter::start(store.clone(), ledger.clone(), options.spend.clone());
+        // Invalidation closures: a team or user change drops every key of that team or user.
         let fresh = Cache::builder()
             .max_capacity(options.cache_capacity)
             .time_to_live(options.cache_ttl)
+            .support_invalidation_closures()
             .build();
         let stale = Cache::builder()
             .max_capacity(options.cache_capacity)
+            .support_invalidation_closures()
             .build();
         KeyService {
             inner: Arc::new(Inner {
@@ -270,18 +315,25 @@ impl KeyService {
                 let Some(inner) = weak.upgrade() else {
                     break;
                 };
-                match change {
-                    Change::Key(token) => {
-                        inner.fresh.invalidate(&token).await;
-                        inner.stale.invalidate(&token).await;
-                    }
-                    Change::Everything => {
-                        inner.fresh.invalidate_all();
-                        inner.stale.invalidate_all();
-                    }
-                }
+                inner.apply(&change).await;
             }
         });
+    }
+
+    /// Applies a change to this instance's caches and announces it to every instance on the
+    /// change bus (the others follow within their TTL when there is none). The management
+    /// routes call this after each write that makes cached keys wrong.
+    pub async fn changed(&self, change: Change) {
+        self.inner.apply(&change).await;
+        if let Some(bus) = self.inner.changes.get() {
+            bus.publish(change).await;
+        }
+    }
+
+    /// The change bus this service follows, once attached (for the other caches of the
+    /// management plane, which listen on the same bus).
+    pub fn change_bus(&self) -> Option<&ChangeBus> {
+        self.inner.changes.get()
     }
 
     pub fn store(&self) -> &KeyStore {
@@ -370,11 +422,7 @@ impl KeyService {
     /// Drops a key from the cache of this instance, and of every instance on the same change
     /// bus (`changes`); the others follow within their TTL.
     pub async fn invalidate(&self, token: &str) {
-        self.inner.fresh.invalidate(token).await;
-        self.inner.stale.invalidate(token).await;
-        if let Some(bus) = self.inner.changes.get() {
-            bus.publish(Change::Key(token.to_string())).await;
-        }
+        self.changed(Change::Key(token.to_string())).await;
     }
 
     /// Reads a key and its team, starting a new budget period where one is due.
@@ -408,7 +456,7 @@ impl KeyService {
             None => None,
         };
         let user = match record.user_id.clone() {
-            Some(user_id) => self.load_user_budget(user_id).await?,
+            Some(user_id) => self.load_user(user_id).await?,
             None => None,
         };
         Ok(Some(
@@ -416,17 +464,16 @@ impl KeyService {
         ))
     }
 
-    /// The user's budget, when the user row exists and sets `max_budget`. (Its
-    /// `budget_duration` resets come with the user routes of the management plane.)
-    async fn load_user_budget(&self, user_id: String) -> Result<Option<UserBudget>, KeyError> {
+    /// The key's user, when the user row exists.
+    async fn load_user(&self, user_id: String) -> Result<Option<UserInfo>, KeyError> {
         let cell = self.inner.ledger.user_cell(&user_id);
         let flushed = cell.flushed();
-        Ok(match self.inner.store.user_budget(&user_id).await? {
-            Some((Some(max_budget), spend)) => {
-                Some(UserBudget::new(user_id, max_budget, spend, cell, flushed))
-            }
-            _ => None,
-        })
+        Ok(self
+            .inner
+            .store
+            .get_user_row(&user_id)
+            .await?
+            .map(|row| UserInfo::new(row, cell, flushed)))
     }
 
     async fn load_team(

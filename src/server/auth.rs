@@ -1,5 +1,7 @@
 //! Who is calling, as axum extractors: handlers state the permission they need in their
-//! signature, [`Caller`] for any valid key, [`MasterKey`] for admin routes.
+//! signature: [`Caller`] for any valid key (the LLM routes), [`Managed`] for a management
+//! route the caller's role may call (the handler scopes what it does), [`Admin`] for one only
+//! a proxy admin may call. The rules are in [`crate::roles`].
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
@@ -8,6 +10,7 @@ use axum::http::request::Parts;
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorKind};
 use crate::gateway::AppState;
+use crate::roles::Principal;
 use crate::server::ServerState;
 
 /// The key presented by a client: LiteLLM's `x-litellm-api-key` (which wins, as in LiteLLM:
@@ -81,20 +84,39 @@ impl FromRequestParts<ServerState> for Caller {
     }
 }
 
-/// The master key, required by admin routes (`/key/*`).
-#[derive(Debug, Clone, Copy)]
-pub struct MasterKey;
+/// A caller whose role may call this management route (by path and method); the handler
+/// narrows what it may do there.
+#[derive(Debug, Clone)]
+pub struct Managed(pub Principal);
 
-impl FromRequestParts<ServerState> for MasterKey {
+impl FromRequestParts<ServerState> for Managed {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &ServerState,
     ) -> Result<Self, Self::Rejection> {
-        match authenticate(&state.gateway, &parts.headers).await? {
-            Caller::Master | Caller::Anonymous => Ok(MasterKey),
-            Caller::Key(_) => Err(ApiError::auth("This route needs the master key.")),
+        let principal = Principal::new(authenticate(&state.gateway, &parts.headers).await?);
+        principal.check_route(parts.uri.path(), &parts.method)?;
+        Ok(Managed(principal))
+    }
+}
+
+/// A proxy admin: the master key or a key of a `proxy_admin` user.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Principal);
+
+impl FromRequestParts<ServerState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ServerState,
+    ) -> Result<Self, Self::Rejection> {
+        let Managed(principal) = Managed::from_request_parts(parts, state).await?;
+        if !principal.is_proxy_admin() {
+            return Err(principal.admin_only(parts.uri.path()));
         }
+        Ok(Admin(principal))
     }
 }

@@ -17,7 +17,7 @@ use crate::keys::{
     UpdateKeyRequest,
 };
 use crate::secret::{constant_time_eq, hash_key};
-use crate::server::auth::MasterKey;
+use crate::server::auth::Admin;
 use crate::server::extract::{JsonObject, Typed};
 
 fn keys(state: &AppState) -> Result<&KeyService, ApiError> {
@@ -31,7 +31,7 @@ fn keys(state: &AppState) -> Result<&KeyService, ApiError> {
 
 pub async fn generate(
     State(state): State<Arc<AppState>>,
-    _: MasterKey,
+    _: Admin,
     body: Typed<GenerateKeyRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let keys = keys(&state)?;
@@ -40,7 +40,7 @@ pub async fn generate(
 
 pub async fn update(
     State(state): State<Arc<AppState>>,
-    _: MasterKey,
+    _: Admin,
     body: Typed<UpdateKeyRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let keys = keys(&state)?;
@@ -50,7 +50,7 @@ pub async fn update(
 /// `POST /key/regenerate` (the key in the body).
 pub async fn regenerate(
     State(state): State<Arc<AppState>>,
-    _: MasterKey,
+    _: Admin,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
     let keys = keys(&state)?;
@@ -61,7 +61,7 @@ pub async fn regenerate(
 /// may be empty.
 pub async fn regenerate_path(
     State(state): State<Arc<AppState>>,
-    _: MasterKey,
+    _: Admin,
     Path(key): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -81,7 +81,7 @@ pub async fn regenerate_path(
 
 pub async fn delete(
     State(state): State<Arc<AppState>>,
-    _: MasterKey,
+    _: Admin,
     body: Typed<DeleteKeyRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let keys = keys(&state)?;
@@ -90,7 +90,7 @@ pub async fn delete(
 
 pub async fn block(
     State(state): State<Arc<AppState>>,
-    _: MasterKey,
+    _: Admin,
     body: Typed<BlockKeyRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let keys = keys(&state)?;
@@ -99,7 +99,7 @@ pub async fn block(
 
 pub async fn unblock(
     State(state): State<Arc<AppState>>,
-    _: MasterKey,
+    _: Admin,
     body: Typed<BlockKeyRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let keys = keys(&state)?;
@@ -108,7 +108,7 @@ pub async fn unblock(
 
 pub async fn list(
     State(state): State<Arc<AppState>>,
-    _: MasterKey,
+    _: Admin,
     Query(query): Query<ListKeysQuery>,
 ) -> Result<Json<Value>, ApiError> {
     keys(&state)?.list(&query).await.map(Json)
