@@ -6,9 +6,13 @@
 use std::sync::Arc;
 
 use crate::config::GatewayConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
 use crate::keys::KeyInfo;
 use crate::limits::{LimitRequest, LimitScope};
+
+/// LiteLLM's read-only admin role (`roles::Role::ProxyAdminViewer`; spelled here because
+/// `roles` sits above this module).
+const VIEWER: &str = "proxy_admin_viewer";
 
 /// An authenticated caller of the LLM and RAG routes.
 #[derive(Debug, Clone)]
@@ -22,9 +26,24 @@ pub enum Caller {
 }
 
 impl Caller {
-    /// Whether the caller may use a model group. Checked before the model's existence, so a
-    /// key cannot probe which names exist.
+    /// Whether the caller may call a model group. Checked before the model's existence, so a
+    /// key cannot probe which names exist. A `proxy_admin_viewer`'s key calls no model at all
+    /// (403): the role reads, it never spends (LiteLLM's `_check_proxy_admin_viewer_access`).
     pub fn check_model(&self, model: &str) -> Result<(), ApiError> {
+        if let Caller::Key(key) = self
+            && key.user.as_ref().and_then(|u| u.user_role.as_deref()) == Some(VIEWER)
+        {
+            return Err(ApiError::new(
+                ErrorKind::Permission,
+                format!("user not allowed to access this OpenAI routes, role= {VIEWER}"),
+            ));
+        }
+        self.may_see_model(model)
+    }
+
+    /// Whether a model group is within the caller's model lists (what `/v1/models` shows;
+    /// no role check).
+    pub fn may_see_model(&self, model: &str) -> Result<(), ApiError> {
         match self {
             Caller::Master | Caller::Anonymous => Ok(()),
             Caller::Key(key) if key.unverified => Ok(()),

@@ -390,6 +390,196 @@ impl Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::{KeyRecord, UserRow};
+    use crate::keys::UserInfo;
+
+    /// A key whose user has `role` (`None`: a key without a user).
+    fn key_of(role: Option<&str>) -> Principal {
+        let record = KeyRecord {
+            token: "t".into(),
+            key_name: None,
+            key_alias: None,
+            spend: 0.0,
+            max_budget: None,
+            budget_duration: None,
+            budget_reset_at: None,
+            expires: None,
+            models: Vec::new(),
+            rpm_limit: None,
+            tpm_limit: None,
+            max_parallel_requests: None,
+            metadata: serde_json::json!({}),
+            blocked: false,
+            user_id: role.map(|_| "user-12345678".to_string()),
+            team_id: None,
+            created_at: None,
+            updated_at: None,
+        };
+        let user = role.map(|r| {
+            UserInfo::new(
+                UserRow {
+                    user_id: "user-12345678".into(),
+                    user_role: Some(r.to_string()),
+                    max_budget: None,
+                    spend: 0.0,
+                },
+                Arc::default(),
+                0.0,
+            )
+        });
+        let info = KeyInfo::new(record, None, Arc::default(), 0.0).with_user(user);
+        Principal::new(Caller::Key(Arc::new(info)))
+    }
+
+    fn status(p: &Principal, method: Method, route: &str) -> u16 {
+        match p.check_route(route, &method) {
+            Ok(()) => 200,
+            Err(e) => e.status().as_u16(),
+        }
+    }
+
+    const WRITES: &[&str] = &[
+        "/team/new",
+        "/team/update",
+        "/team/delete",
+        "/team/block",
+        "/team/model/add",
+        "/user/new",
+        "/user/delete",
+        "/customer/new",
+        "/customer/block",
+        "/end_user/new",
+        "/budget/new",
+        "/budget/delete",
+    ];
+
+    #[test]
+    fn the_master_key_and_proxy_admins_call_every_management_route() {
+        for p in [Principal::new(Caller::Master), key_of(Some("proxy_admin"))] {
+            for route in WRITES
+                .iter()
+                .chain(&["/key/generate", "/key/abc/regenerate"])
+            {
+                assert_eq!(status(&p, Method::POST, route), 200, "{route}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_master_key_resets_global_spend() {
+        assert_eq!(
+            status(
+                &Principal::new(Caller::Master),
+                Method::POST,
+                "/global/spend/reset"
+            ),
+            200
+        );
+        assert_eq!(
+            status(
+                &key_of(Some("proxy_admin")),
+                Method::POST,
+                "/global/spend/reset"
+            ),
+            403
+        );
+    }
+
+    #[test]
+    fn a_viewer_reads_everything_and_writes_nothing() {
+        let viewer = key_of(Some("proxy_admin_viewer"));
+        assert!(viewer.reads_everything() && !viewer.is_proxy_admin());
+        for route in [
+            "/team/list",
+            "/user/list",
+            "/customer/list",
+            "/budget/list",
+            "/key/list",
+        ] {
+            assert_eq!(status(&viewer, Method::GET, route), 200, "{route}");
+        }
+        for route in ["/customer/info", "/customer/list", "/spend/calculate"] {
+            assert_eq!(status(&viewer, Method::POST, route), 200, "{route}");
+        }
+        for route in WRITES
+            .iter()
+            .chain(&["/key/generate", "/key/delete", "/key/abc/regenerate"])
+        {
+            assert_eq!(status(&viewer, Method::POST, route), 403, "{route}");
+        }
+        // A write not on LiteLLM's lists is refused too: the role never writes.
+        assert_eq!(status(&viewer, Method::POST, "/budget/info"), 403);
+        // `/user/update` passes the door; its handler allows only email and password.
+        assert_eq!(status(&viewer, Method::POST, "/user/update"), 200);
+    }
+
+    #[test]
+    fn an_internal_user_calls_the_key_and_spend_routes_and_no_admin_route() {
+        let user = key_of(Some("internal_user"));
+        for route in [
+            "/key/generate",
+            "/key/update",
+            "/key/delete",
+            "/key/block",
+            "/key/abc/regenerate",
+            "/spend/logs",
+        ] {
+            assert_eq!(status(&user, Method::POST, route), 200, "{route}");
+        }
+        for route in WRITES.iter().chain(&["/user/update", "/customer/list"]) {
+            assert_eq!(status(&user, Method::POST, route), 401, "{route}");
+        }
+        let e = user.check_route("/team/new", &Method::POST).unwrap_err();
+        let body = e.body_json();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("Only proxy admin"), "{message}");
+        assert!(message.contains("Your role=internal_user"), "{message}");
+        assert!(
+            !message.contains("user-12345678"),
+            "the user id is masked: {message}"
+        );
+    }
+
+    #[test]
+    fn an_internal_viewer_reads_spend_and_manages_no_key() {
+        let viewer = key_of(Some("internal_user_viewer"));
+        assert_eq!(status(&viewer, Method::GET, "/spend/logs"), 200);
+        for route in WRITES.iter().chain(&["/key/generate", "/key/delete"]) {
+            assert_eq!(status(&viewer, Method::POST, route), 401, "{route}");
+        }
+    }
+
+    #[test]
+    fn any_key_calls_the_info_and_self_managed_routes_which_scope_themselves() {
+        for p in [key_of(None), key_of(Some("team")), key_of(Some("customer"))] {
+            for route in [
+                "/key/info",
+                "/team/info",
+                "/team/list",
+                "/user/info",
+                "/key/list",
+            ] {
+                assert_eq!(status(&p, Method::GET, route), 200, "{route}");
+            }
+            for route in [
+                "/team/member_add",
+                "/team/member_update",
+                "/team/member_delete",
+            ] {
+                assert_eq!(status(&p, Method::POST, route), 200, "{route}");
+            }
+            for route in WRITES.iter().chain(&["/key/generate", "/key/delete"]) {
+                assert_eq!(status(&p, Method::POST, route), 401, "{route}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_let_through_without_the_database_manages_nothing() {
+        let info = KeyInfo::unverified("t".into(), Arc::default());
+        let p = Principal::new(Caller::Key(Arc::new(info)));
+        assert_eq!(status(&p, Method::GET, "/key/info"), 403);
+    }
 
     #[test]
     fn patterns_match_one_segment_per_placeholder_and_a_prefix_per_star() {

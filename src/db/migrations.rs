@@ -42,7 +42,141 @@ const MIGRATIONS: &[Migration] = &[
         postgres: "SELECT 1;",
         sqlite: SQLITE_USER_ROLE,
     },
+    Migration {
+        version: 4,
+        name: "management_tables",
+        postgres: PG_MANAGEMENT_TABLES,
+        sqlite: SQLITE_MANAGEMENT_TABLES,
+    },
 ];
+
+/// The tables and columns of LiteLLM's management plane (teams, members, users, end users,
+/// budgets, team model aliases) that the first migration left out. On Postgres the four tables
+/// are LiteLLM's baseline definitions, created only when missing (as LiteLLM's own baseline
+/// does, with `IF NOT EXISTS`; its later migrations then apply on top); the columns of the
+/// existing tables are already in the first migration's copies of LiteLLM's baseline.
+const PG_MANAGEMENT_TABLES: &str = r#"
+CREATE TABLE IF NOT EXISTS "LiteLLM_BudgetTable" (
+    "budget_id" TEXT NOT NULL,
+    "max_budget" DOUBLE PRECISION,
+    "soft_budget" DOUBLE PRECISION,
+    "max_parallel_requests" INTEGER,
+    "tpm_limit" BIGINT,
+    "rpm_limit" BIGINT,
+    "model_max_budget" JSONB,
+    "budget_duration" TEXT,
+    "budget_reset_at" TIMESTAMP(3),
+    "created_at" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "created_by" TEXT NOT NULL,
+    "updated_at" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "updated_by" TEXT NOT NULL,
+    CONSTRAINT "LiteLLM_BudgetTable_pkey" PRIMARY KEY ("budget_id")
+);
+CREATE TABLE IF NOT EXISTS "LiteLLM_ModelTable" (
+    "id" SERIAL NOT NULL,
+    "aliases" JSONB,
+    "created_at" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "created_by" TEXT NOT NULL,
+    "updated_at" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "updated_by" TEXT NOT NULL,
+    CONSTRAINT "LiteLLM_ModelTable_pkey" PRIMARY KEY ("id")
+);
+CREATE TABLE IF NOT EXISTS "LiteLLM_EndUserTable" (
+    "user_id" TEXT NOT NULL,
+    "alias" TEXT,
+    "spend" DOUBLE PRECISION NOT NULL DEFAULT 0.0,
+    "allowed_model_region" TEXT,
+    "default_model" TEXT,
+    "budget_id" TEXT,
+    "blocked" BOOLEAN NOT NULL DEFAULT false,
+    CONSTRAINT "LiteLLM_EndUserTable_pkey" PRIMARY KEY ("user_id")
+);
+CREATE TABLE IF NOT EXISTS "LiteLLM_TeamMembership" (
+    "user_id" TEXT NOT NULL,
+    "team_id" TEXT NOT NULL,
+    "spend" DOUBLE PRECISION NOT NULL DEFAULT 0.0,
+    "budget_id" TEXT,
+    CONSTRAINT "LiteLLM_TeamMembership_pkey" PRIMARY KEY ("user_id","team_id")
+);
+"#;
+
+/// The same in the embedded database: the columns of LiteLLM's baseline that the first
+/// migration's smaller SQLite tables lacked, and the four tables (arrays and JSON as JSON
+/// text, timestamps as text, booleans as integers, as in the first migration).
+const SQLITE_MANAGEMENT_TABLES: &str = r#"
+ALTER TABLE "LiteLLM_TeamTable" ADD COLUMN "organization_id" TEXT;
+ALTER TABLE "LiteLLM_TeamTable" ADD COLUMN "admins" TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE "LiteLLM_TeamTable" ADD COLUMN "members" TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE "LiteLLM_TeamTable" ADD COLUMN "members_with_roles" TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE "LiteLLM_TeamTable" ADD COLUMN "model_spend" TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE "LiteLLM_TeamTable" ADD COLUMN "model_max_budget" TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE "LiteLLM_TeamTable" ADD COLUMN "model_id" INTEGER;
+
+ALTER TABLE "LiteLLM_UserTable" ADD COLUMN "sso_user_id" TEXT;
+ALTER TABLE "LiteLLM_UserTable" ADD COLUMN "organization_id" TEXT;
+ALTER TABLE "LiteLLM_UserTable" ADD COLUMN "password" TEXT;
+ALTER TABLE "LiteLLM_UserTable" ADD COLUMN "teams" TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE "LiteLLM_UserTable" ADD COLUMN "max_parallel_requests" INTEGER;
+ALTER TABLE "LiteLLM_UserTable" ADD COLUMN "tpm_limit" INTEGER;
+ALTER TABLE "LiteLLM_UserTable" ADD COLUMN "rpm_limit" INTEGER;
+ALTER TABLE "LiteLLM_UserTable" ADD COLUMN "budget_duration" TEXT;
+ALTER TABLE "LiteLLM_UserTable" ADD COLUMN "budget_reset_at" TEXT;
+ALTER TABLE "LiteLLM_UserTable" ADD COLUMN "allowed_cache_controls" TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE "LiteLLM_UserTable" ADD COLUMN "model_spend" TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE "LiteLLM_UserTable" ADD COLUMN "model_max_budget" TEXT NOT NULL DEFAULT '{}';
+
+ALTER TABLE "LiteLLM_VerificationToken" ADD COLUMN "soft_budget_cooldown" INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE "LiteLLM_VerificationToken" ADD COLUMN "aliases" TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE "LiteLLM_VerificationToken" ADD COLUMN "config" TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE "LiteLLM_VerificationToken" ADD COLUMN "permissions" TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE "LiteLLM_VerificationToken" ADD COLUMN "allowed_cache_controls" TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE "LiteLLM_VerificationToken" ADD COLUMN "model_spend" TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE "LiteLLM_VerificationToken" ADD COLUMN "model_max_budget" TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE "LiteLLM_VerificationToken" ADD COLUMN "budget_id" TEXT;
+ALTER TABLE "LiteLLM_VerificationToken" ADD COLUMN "organization_id" TEXT;
+ALTER TABLE "LiteLLM_VerificationToken" ADD COLUMN "created_by" TEXT;
+ALTER TABLE "LiteLLM_VerificationToken" ADD COLUMN "updated_by" TEXT;
+
+CREATE TABLE IF NOT EXISTS "LiteLLM_BudgetTable" (
+    "budget_id" TEXT NOT NULL PRIMARY KEY,
+    "max_budget" REAL,
+    "soft_budget" REAL,
+    "max_parallel_requests" INTEGER,
+    "tpm_limit" INTEGER,
+    "rpm_limit" INTEGER,
+    "model_max_budget" TEXT,
+    "budget_duration" TEXT,
+    "budget_reset_at" TEXT,
+    "created_at" TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+    "created_by" TEXT NOT NULL,
+    "updated_at" TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+    "updated_by" TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS "LiteLLM_ModelTable" (
+    "id" INTEGER PRIMARY KEY AUTOINCREMENT,
+    "aliases" TEXT,
+    "created_at" TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+    "created_by" TEXT NOT NULL,
+    "updated_at" TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+    "updated_by" TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS "LiteLLM_EndUserTable" (
+    "user_id" TEXT NOT NULL PRIMARY KEY,
+    "alias" TEXT,
+    "spend" REAL NOT NULL DEFAULT 0.0,
+    "allowed_model_region" TEXT,
+    "default_model" TEXT,
+    "budget_id" TEXT,
+    "blocked" INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS "LiteLLM_TeamMembership" (
+    "user_id" TEXT NOT NULL,
+    "team_id" TEXT NOT NULL,
+    "spend" REAL NOT NULL DEFAULT 0.0,
+    "budget_id" TEXT,
+    PRIMARY KEY ("user_id", "team_id")
+);
+"#;
 
 /// The user's role (`roles`), in the embedded database, where only HX writes.
 const SQLITE_USER_ROLE: &str = r#"

@@ -325,6 +325,106 @@ impl ScratchDb {
     }
 }
 
+impl ScratchDb {
+    /// A scratch database with LiteLLM's schema, built from LiteLLM's own migrations (as a
+    /// LiteLLM deployment's database is) before HX ever connects to it.
+    pub async fn litellm() -> Self {
+        let db = ScratchDb::create().await;
+        let pool = sqlx::PgPool::connect(&db.url()).await.expect("scratch db");
+        apply_litellm_migrations(&pool).await;
+        pool.close().await;
+        db
+    }
+}
+
+/// Splits a SQL file into statements (quotes, dollar quotes and comments respected), so each
+/// runs on its own like `psql -f` does (`CREATE INDEX CONCURRENTLY` cannot run in the
+/// implicit transaction of a multi-statement query).
+pub fn split_sql(sql: &str) -> Vec<String> {
+    let bytes = sql.as_bytes();
+    let mut statements = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 2;
+                continue;
+            }
+            quote @ (b'\'' | b'"') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote {
+                    i += 1;
+                }
+            }
+            b'$' => {
+                let rest = &sql[i + 1..];
+                if let Some(end) = rest.find('$') {
+                    let tag = &rest[..end];
+                    if tag.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                        let delimiter = format!("${tag}$");
+                        let body_start = i + delimiter.len();
+                        if let Some(close) = sql[body_start..].find(&delimiter) {
+                            i = body_start + close + delimiter.len();
+                            continue;
+                        }
+                    }
+                }
+            }
+            b';' => {
+                statements.push(sql[start..i].to_string());
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    statements.push(sql[start..].to_string());
+    statements
+        .into_iter()
+        .filter(|s| {
+            s.lines()
+                .map(|l| l.split("--").next().unwrap_or("").trim())
+                .any(|l| !l.is_empty())
+        })
+        .collect()
+}
+
+pub fn litellm_migration_dirs() -> Vec<std::path::PathBuf> {
+    let root =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/litellm_migrations");
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("migration.sql").is_file())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() > 100, "vendored LiteLLM migrations missing");
+    dirs
+}
+
+/// Applies LiteLLM's vendored migrations in name order, as LiteLLM's deploy does.
+pub async fn apply_litellm_migrations(pool: &sqlx::PgPool) {
+    for dir in litellm_migration_dirs() {
+        let sql = std::fs::read_to_string(dir.join("migration.sql")).unwrap();
+        for statement in split_sql(&sql) {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone()))
+                .execute(pool)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}\n{statement}", dir.display()));
+        }
+    }
+}
+
 impl Drop for ScratchDb {
     fn drop(&mut self) {
         let name = self.name.clone();

@@ -398,9 +398,10 @@ async fn regenerating_a_key_refuses_the_old_secret_at_once_in_sqlite() {
     regenerate_contract(&gw).await;
 }
 
+/// On a database built by LiteLLM's own migrations, as a LiteLLM deployment's is.
 #[tokio::test]
 async fn regenerating_a_key_refuses_the_old_secret_at_once_in_postgres() {
-    let db = ScratchDb::create().await;
+    let db = ScratchDb::litellm().await;
     let gw = TestGateway::start_with_env(
         YAML,
         std::collections::HashMap::from([("DATABASE_URL".to_string(), db.url())]),

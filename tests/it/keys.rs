@@ -72,93 +72,6 @@ impl Drop for ScratchDb {
     }
 }
 
-/// Splits a SQL file into statements (quotes, dollar quotes and comments respected), so each
-/// runs on its own like `psql -f` does (`CREATE INDEX CONCURRENTLY` cannot run in the
-/// implicit transaction of a multi-statement query).
-fn split_sql(sql: &str) -> Vec<String> {
-    let bytes = sql.as_bytes();
-    let mut statements = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
-                    i += 1;
-                }
-                i += 2;
-                continue;
-            }
-            quote @ (b'\'' | b'"') => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != quote {
-                    i += 1;
-                }
-            }
-            b'$' => {
-                let rest = &sql[i + 1..];
-                if let Some(end) = rest.find('$') {
-                    let tag = &rest[..end];
-                    if tag.chars().all(|c| c.is_alphanumeric() || c == '_') {
-                        let delimiter = format!("${tag}$");
-                        let body_start = i + delimiter.len();
-                        if let Some(close) = sql[body_start..].find(&delimiter) {
-                            i = body_start + close + delimiter.len();
-                            continue;
-                        }
-                    }
-                }
-            }
-            b';' => {
-                statements.push(sql[start..i].to_string());
-                start = i + 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    statements.push(sql[start..].to_string());
-    statements
-        .into_iter()
-        .filter(|s| {
-            s.lines()
-                .map(|l| l.split("--").next().unwrap_or("").trim())
-                .any(|l| !l.is_empty())
-        })
-        .collect()
-}
-
-fn litellm_migration_dirs() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/litellm_migrations");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("migration.sql").is_file())
-        .collect();
-    dirs.sort();
-    assert!(dirs.len() > 100, "vendored LiteLLM migrations missing");
-    dirs
-}
-
-/// Applies LiteLLM's vendored migrations in name order, as LiteLLM's deploy does.
-async fn apply_litellm_migrations(pool: &PgPool) {
-    for dir in litellm_migration_dirs() {
-        let sql = std::fs::read_to_string(dir.join("migration.sql")).unwrap();
-        for statement in split_sql(&sql) {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone()))
-                .execute(pool)
-                .await
-                .unwrap_or_else(|e| panic!("{}: {e}\n{statement}", dir.display()));
-        }
-    }
-}
-
 /// Every column, index and constraint of the public schema, to prove nothing was altered.
 async fn public_schema_snapshot(pool: &PgPool) -> Vec<String> {
     let mut out = Vec::new();
@@ -237,7 +150,7 @@ async fn generate(service: &KeyService, body: Value) -> (String, String) {
 async fn litellm_key_in_litellm_schema_is_honoured() {
     let db = ScratchDb::new().await;
     let pool = db.pool().await;
-    apply_litellm_migrations(&pool).await;
+    crate::common::apply_litellm_migrations(&pool).await;
 
     // A key stored the way LiteLLM stores it.
     let raw = format!("sk-{}", unique("litellm"));
@@ -308,7 +221,7 @@ async fn litellm_key_in_litellm_schema_is_honoured() {
 async fn rows_hx_writes_read_back_with_every_litellm_column() {
     let db = ScratchDb::new().await;
     let pool = db.pool().await;
-    apply_litellm_migrations(&pool).await;
+    crate::common::apply_litellm_migrations(&pool).await;
     let service = KeyService::new(pg_store(&db).await, fast_options());
     let alias = unique("alias");
     let (raw, token) = generate(
@@ -417,7 +330,7 @@ async fn litellm_migrates_on_top_of_tables_hx_created() {
     let service = KeyService::new(pg_store(&db).await, fast_options());
     let (raw, token) = generate(&service, json!({"models": ["gpt-4o"]})).await;
     let pool = db.pool().await;
-    apply_litellm_migrations(&pool).await;
+    crate::common::apply_litellm_migrations(&pool).await;
     let spend_col: Option<String> = sqlx::query_scalar(
         "SELECT column_name::text FROM information_schema.columns
          WHERE table_name = 'LiteLLM_VerificationToken' AND column_name = 'total_spend'",

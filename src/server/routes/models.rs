@@ -24,7 +24,7 @@ pub async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> Json<Va
         .config
         .model_names()
         .iter()
-        .filter(|name| runtime.router.group(name).is_some() && caller.check_model(name).is_ok())
+        .filter(|name| runtime.router.group(name).is_some() && caller.may_see_model(name).is_ok())
         .map(|name| model_object(name))
         .collect();
     Json(json!({"object": "list", "data": data}))
@@ -35,7 +35,7 @@ pub async fn retrieve(
     caller: Caller,
     Path(model): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.check_model(&model)?;
+    caller.may_see_model(&model)?;
     let runtime = state.runtime();
     match runtime.router.group(&model) {
         Some(_) => Ok(Json(model_object(&model))),
