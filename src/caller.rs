@@ -29,7 +29,9 @@ impl Caller {
     /// Whether the caller may call a model group. Checked before the model's existence, so a
     /// key cannot probe which names exist. A `proxy_admin_viewer`'s key calls no model at all
     /// (403): the role reads, it never spends (LiteLLM's `_check_proxy_admin_viewer_access`).
-    pub fn check_model(&self, model: &str) -> Result<(), ApiError> {
+    /// `access_groups` are the model's `model_info.access_groups` (a key listing one of them may
+    /// use it).
+    pub fn check_model(&self, model: &str, access_groups: &[String]) -> Result<(), ApiError> {
         if let Caller::Key(key) = self
             && key.user.as_ref().and_then(|u| u.user_role.as_deref()) == Some(VIEWER)
         {
@@ -38,16 +40,18 @@ impl Caller {
                 format!("user not allowed to access this OpenAI routes, role= {VIEWER}"),
             ));
         }
-        self.may_see_model(model)
+        self.may_see_model(model, access_groups)
     }
 
     /// Whether a model group is within the caller's model lists (what `/v1/models` shows;
     /// no role check).
-    pub fn may_see_model(&self, model: &str) -> Result<(), ApiError> {
+    pub fn may_see_model(&self, model: &str, access_groups: &[String]) -> Result<(), ApiError> {
         match self {
             Caller::Master | Caller::Anonymous => Ok(()),
             Caller::Key(key) if key.unverified => Ok(()),
-            Caller::Key(key) => key.check_model(model).map_err(ApiError::from),
+            Caller::Key(key) => key
+                .check_model_in(model, access_groups)
+                .map_err(ApiError::from),
         }
     }
 

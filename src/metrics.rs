@@ -110,6 +110,10 @@ fn describe() {
     describe_counter!("hx_fallbacks_total", "Fallbacks taken by model group");
     describe_counter!("hx_cooldowns_total", "Deployments put in cooldown");
     describe_counter!(
+        "hx_soft_budget_crossings_total",
+        "Keys whose spend crossed their soft budget (each crossing counted once)"
+    );
+    describe_counter!(
         "hx_rate_limit_rejections_total",
         "Requests refused by the gateway's own rate limits, by scope and limit"
     );
@@ -204,6 +208,11 @@ pub fn record_spend(model_group: &str, usd: f64) {
 }
 
 /// One retry of an upstream call.
+/// A key's spend crossed its soft budget.
+pub fn record_soft_budget_crossing() {
+    counter!("hx_soft_budget_crossings_total").increment(1);
+}
+
 pub fn record_retry(model_group: &str) {
     counter!("hx_retries_total", "model_group" => model_group.to_string()).increment(1);
 }

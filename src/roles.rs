@@ -192,6 +192,67 @@ const VIEWER_READ_ROUTES: &[&str] = &[
     "/global/spend/tags",
 ];
 
+/// LiteLLM's `management_routes` (with [`KEY_MANAGEMENT_ROUTES`]): what a key of
+/// `key_type: management` may call.
+const MANAGEMENT_ROUTES: &[&str] = &[
+    "/user/new",
+    "/user/update",
+    "/user/delete",
+    "/user/info",
+    "/team/new",
+    "/team/update",
+    "/team/delete",
+    "/team/list",
+    "/v2/team/list",
+    "/team/info",
+    "/team/block",
+    "/team/unblock",
+    "/team/available",
+    "/team/permissions_list",
+    "/team/permissions_update",
+    "/model/new",
+    "/model/update",
+    "/model/delete",
+    "/model/info",
+];
+
+/// The model listing routes, which LiteLLM counts among its `openai_routes`.
+const MODEL_LIST_ROUTES: &[&str] = &["/models", "/v1/models", "/models/*", "/v1/models/*"];
+
+/// Whether a key whose `allowed_routes` is `allowed` may call `route`: every route when the list
+/// is empty; else a listed path or `*` pattern, or a route of a listed LiteLLM route group
+/// (`RouteChecks.is_virtual_key_allowed_to_call_route`).
+pub fn allowed_route(allowed: &[String], route: &str) -> bool {
+    allowed.is_empty()
+        || allowed.iter().any(|entry| match entry.as_str() {
+            "llm_api_routes" | "openai_routes" => {
+                is_llm_route(route) || in_list(route, MODEL_LIST_ROUTES)
+            }
+            "info_routes" => in_list(route, INFO_ROUTES),
+            "management_routes" => {
+                in_list(route, MANAGEMENT_ROUTES) || in_list(route, KEY_MANAGEMENT_ROUTES)
+            }
+            "key_management_routes" => in_list(route, KEY_MANAGEMENT_ROUTES),
+            "spend_tracking_routes" => in_list(route, SPEND_TRACKING_ROUTES),
+            pattern => route_matches(route, pattern),
+        })
+}
+
+/// 403, LiteLLM's words, when a key's `allowed_routes` do not include the route. The master
+/// key is never restricted.
+pub fn check_allowed_routes(caller: &Caller, route: &str) -> Result<(), ApiError> {
+    match caller {
+        Caller::Key(key) if !allowed_route(&key.allowed_routes, route) => Err(ApiError::new(
+            ErrorKind::Permission,
+            format!(
+                "Virtual key is not allowed to call this route. Only allowed to call routes: {:?}. Tried to call route: {route}",
+                key.allowed_routes
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Routes for the master key alone, not even an admin user's key (LiteLLM's
 /// `master_key_only_routes`).
 const MASTER_KEY_ONLY_ROUTES: &[&str] = &["/global/spend/reset"];
@@ -414,6 +475,7 @@ mod tests {
             team_id: None,
             created_at: None,
             updated_at: None,
+            ..KeyRecord::default()
         };
         let user = role.map(|r| {
             UserInfo::new(

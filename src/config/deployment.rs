@@ -132,6 +132,8 @@ pub struct Deployment {
     pub max_input_tokens: Option<u64>,
     /// `model_info.supports_responses_api`.
     pub supports_responses_api: bool,
+    /// `model_info.access_groups`: names a key's `models` may list to reach this deployment.
+    pub access_groups: Vec<String>,
 }
 
 impl Deployment {
@@ -237,6 +239,20 @@ pub fn build(
         }
     }
     let info: ModelInfo = raw.model_info;
+    let access_groups = match info.extra.get("access_groups") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        Some(_) => {
+            return Err(DeploymentProblem::Invalid {
+                path: format!("{base}.model_info.access_groups"),
+                message: "expected a list of group names".to_string(),
+            });
+        }
+    };
     for key in info.extra.keys() {
         if !KNOWN_MODEL_INFO.contains(&key.as_str()) {
             ignored.push(format!("{base}.model_info.{key}"));
@@ -314,6 +330,7 @@ pub fn build(
         max_tokens: info.max_tokens,
         max_input_tokens: info.max_input_tokens,
         supports_responses_api: info.supports_responses_api.unwrap_or(false),
+        access_groups,
     })
 }
 

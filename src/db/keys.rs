@@ -36,6 +36,58 @@ pub struct KeyRecord {
     pub team_id: Option<String>,
     pub created_at: Option<NaiveDateTime>,
     pub updated_at: Option<NaiveDateTime>,
+    /// The key's own model aliases (`aliases`: a requested name → the model group it means).
+    pub aliases: Value,
+    /// The routes the key may call (`allowed_routes`: paths, `*` patterns or LiteLLM's route
+    /// group names); empty means every route its role allows.
+    pub allowed_routes: Vec<String>,
+    /// Per-model budgets (`model_max_budget`: model → `{"budget_limit", "time_period"}`).
+    pub model_max_budget: Value,
+    /// Stored as given (`config`, `permissions`, `allowed_cache_controls`).
+    pub config: Value,
+    pub permissions: Value,
+    pub allowed_cache_controls: Vec<String>,
+    /// The key's row in `"LiteLLM_BudgetTable"`, which holds its `soft_budget`.
+    pub budget_id: Option<String>,
+    /// The `soft_budget` of the key's budget row (read with the key; written through
+    /// [`KeyStore::insert_key_budget`]).
+    pub soft_budget: Option<f64>,
+    /// Set once the key's spend crossed its soft budget (the crossing is reported once).
+    pub soft_budget_cooldown: bool,
+}
+
+impl Default for KeyRecord {
+    fn default() -> Self {
+        KeyRecord {
+            token: String::new(),
+            key_name: None,
+            key_alias: None,
+            spend: 0.0,
+            max_budget: None,
+            budget_duration: None,
+            budget_reset_at: None,
+            expires: None,
+            models: Vec::new(),
+            rpm_limit: None,
+            tpm_limit: None,
+            max_parallel_requests: None,
+            metadata: Value::Object(Default::default()),
+            blocked: false,
+            user_id: None,
+            team_id: None,
+            created_at: None,
+            updated_at: None,
+            aliases: Value::Object(Default::default()),
+            allowed_routes: Vec::new(),
+            model_max_budget: Value::Object(Default::default()),
+            config: Value::Object(Default::default()),
+            permissions: Value::Object(Default::default()),
+            allowed_cache_controls: Vec::new(),
+            budget_id: None,
+            soft_budget: None,
+            soft_budget_cooldown: false,
+        }
+    }
 }
 
 /// One row of `"LiteLLM_TeamTable"` (the columns that bind a team's keys).
@@ -86,7 +138,13 @@ pub struct UserRow {
 
 const KEY_COLUMNS: &str = r#"token, key_name, key_alias, spend, max_budget, budget_duration,
     budget_reset_at, expires, models, rpm_limit, tpm_limit, max_parallel_requests, metadata,
-    blocked, user_id, team_id, created_at, updated_at"#;
+    blocked, user_id, team_id, created_at, updated_at, aliases, allowed_routes, model_max_budget,
+    config, permissions, allowed_cache_controls, budget_id, soft_budget_cooldown"#;
+
+/// The key's soft budget, from its budget row (LiteLLM reads it the same way, through the
+/// key's `budget_id`).
+const SOFT_BUDGET: &str = r#"(SELECT b.soft_budget FROM "LiteLLM_BudgetTable" b
+    WHERE b.budget_id = "LiteLLM_VerificationToken".budget_id) AS soft_budget"#;
 
 const TEAM_COLUMNS: &str = r#"team_id, team_alias, models, max_budget, spend, rpm_limit,
     tpm_limit, max_parallel_requests, budget_duration, budget_reset_at, blocked, metadata"#;
@@ -94,8 +152,9 @@ const TEAM_COLUMNS: &str = r#"team_id, team_alias, models, max_budget, spend, rp
 impl KeyStore {
     /// The key row with this token hash.
     pub async fn get_key(&self, token: &str) -> Result<Option<KeyRecord>, DbError> {
-        let sql =
-            format!(r#"SELECT {KEY_COLUMNS} FROM "LiteLLM_VerificationToken" WHERE token = $1"#);
+        let sql = format!(
+            r#"SELECT {KEY_COLUMNS}, {SOFT_BUDGET} FROM "LiteLLM_VerificationToken" WHERE token = $1"#
+        );
         Ok(on_pool!(self, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(token)
@@ -117,7 +176,7 @@ impl KeyStore {
         let sql = format!(
             r#"INSERT INTO "LiteLLM_VerificationToken" ({KEY_COLUMNS})
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                       $17, $18)
+                       $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)
                ON CONFLICT (token) DO NOTHING"#
         );
         let inserted = on_pool!(self, pool => {
@@ -140,6 +199,14 @@ impl KeyStore {
                 .bind(&key.team_id)
                 .bind(key.created_at)
                 .bind(key.updated_at)
+                .bind(pool.encode_json(&key.aliases))
+                .bind(pool.encode_list(&key.allowed_routes))
+                .bind(pool.encode_json(&key.model_max_budget))
+                .bind(pool.encode_json(&key.config))
+                .bind(pool.encode_json(&key.permissions))
+                .bind(pool.encode_list(&key.allowed_cache_controls))
+                .bind(&key.budget_id)
+                .bind(key.soft_budget_cooldown)
                 .execute(pool)
                 .await?
                 .rows_affected()
@@ -155,7 +222,9 @@ impl KeyStore {
                 key_alias = $2, max_budget = $3, budget_duration = $4, budget_reset_at = $5,
                 expires = $6, models = $7, rpm_limit = $8, tpm_limit = $9,
                 max_parallel_requests = $10, metadata = $11, blocked = $12, user_id = $13,
-                team_id = $14, updated_at = $15
+                team_id = $14, updated_at = $15, aliases = $16, allowed_routes = $17,
+                model_max_budget = $18, config = $19, permissions = $20,
+                allowed_cache_controls = $21, budget_id = $22, soft_budget_cooldown = $23
             WHERE token = $1"#;
         let updated = on_pool!(self, pool => {
             sqlx::query(sql)
@@ -174,11 +243,70 @@ impl KeyStore {
                 .bind(&key.user_id)
                 .bind(&key.team_id)
                 .bind(key.updated_at)
+                .bind(pool.encode_json(&key.aliases))
+                .bind(pool.encode_list(&key.allowed_routes))
+                .bind(pool.encode_json(&key.model_max_budget))
+                .bind(pool.encode_json(&key.config))
+                .bind(pool.encode_json(&key.permissions))
+                .bind(pool.encode_list(&key.allowed_cache_controls))
+                .bind(&key.budget_id)
+                .bind(key.soft_budget_cooldown)
                 .execute(pool)
                 .await?
                 .rows_affected()
         });
         Ok(updated == 1)
+    }
+
+    /// Creates the budget row that holds a key's `soft_budget` (LiteLLM keeps a key's soft
+    /// budget in `"LiteLLM_BudgetTable"`, linked by the key's `budget_id`).
+    pub async fn insert_key_budget(
+        &self,
+        budget_id: &str,
+        soft_budget: f64,
+        created_by: &str,
+    ) -> Result<(), DbError> {
+        let sql = r#"INSERT INTO "LiteLLM_BudgetTable" (budget_id, soft_budget, created_by,
+                updated_by) VALUES ($1, $2, $3, $3)"#;
+        on_pool!(self, pool => {
+            sqlx::query(sql)
+                .bind(budget_id)
+                .bind(soft_budget)
+                .bind(created_by)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Changes the `soft_budget` of a budget row.
+    pub async fn set_soft_budget(
+        &self,
+        budget_id: &str,
+        soft_budget: Option<f64>,
+    ) -> Result<(), DbError> {
+        let sql = r#"UPDATE "LiteLLM_BudgetTable" SET soft_budget = $2, updated_at = CURRENT_TIMESTAMP
+            WHERE budget_id = $1"#;
+        on_pool!(self, pool => {
+            sqlx::query(sql)
+                .bind(budget_id)
+                .bind(soft_budget)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Marks that a key's spend crossed its soft budget, so the crossing is reported once.
+    pub async fn set_soft_budget_cooldown(&self, token: &str, on: bool) -> Result<(), DbError> {
+        let sql = r#"UPDATE "LiteLLM_VerificationToken" SET soft_budget_cooldown = $2
+            WHERE token = $1"#;
+        on_pool!(self, pool => {
+            sqlx::query(sql).bind(token).bind(on).execute(pool).await?.rows_affected()
+        });
+        Ok(())
     }
 
     /// Sets a key's spend outright (`/key/update` with `spend`).
@@ -609,6 +737,18 @@ macro_rules! records_from_rows {
                     team_id: row.try_get("team_id")?,
                     created_at: row.time("created_at")?,
                     updated_at: row.time("updated_at")?,
+                    aliases: row.object("aliases")?,
+                    allowed_routes: row.list("allowed_routes")?,
+                    model_max_budget: row.object("model_max_budget")?,
+                    config: row.object("config")?,
+                    permissions: row.object("permissions")?,
+                    allowed_cache_controls: row.list("allowed_cache_controls")?,
+                    budget_id: row.try_get("budget_id")?,
+                    // Only the single-key read joins the budget row.
+                    soft_budget: row.try_get("soft_budget").ok().flatten(),
+                    soft_budget_cooldown: row
+                        .try_get::<Option<bool>, _>("soft_budget_cooldown")?
+                        .unwrap_or(false),
                 })
             }
         }

@@ -10,6 +10,11 @@ use sqlx::{PgPool, Row, SqlitePool};
 
 use super::DbError;
 
+/// The versions of every migration, in the order they apply.
+pub fn versions() -> Vec<i64> {
+    MIGRATIONS.iter().map(|m| m.version).collect()
+}
+
 /// The `pg_advisory_xact_lock` id held while migrating ("HXKY" in ASCII).
 pub const MIGRATIONS_LOCK_ID: i64 = 0x4858_4B59;
 
@@ -47,6 +52,13 @@ const MIGRATIONS: &[Migration] = &[
         name: "management_tables",
         postgres: PG_MANAGEMENT_TABLES,
         sqlite: SQLITE_MANAGEMENT_TABLES,
+    },
+    Migration {
+        version: 8,
+        name: "key_allowed_routes",
+        // LiteLLM's own 20250416185146 adds the column the same way, so either order works.
+        postgres: r#"ALTER TABLE "LiteLLM_VerificationToken" ADD COLUMN IF NOT EXISTS "allowed_routes" TEXT[] DEFAULT ARRAY[]::TEXT[];"#,
+        sqlite: r#"ALTER TABLE "LiteLLM_VerificationToken" ADD COLUMN "allowed_routes" TEXT NOT NULL DEFAULT '[]';"#,
     },
 ];
 

@@ -29,6 +29,53 @@ pub struct GenerateKeyRequest {
     pub team_id: Option<String>,
     pub spend: Option<f64>,
     pub blocked: Option<bool>,
+    /// The key's model aliases: a requested model name → the model group it means.
+    pub aliases: Option<Map<String, Value>>,
+    /// Paths, `*` patterns or LiteLLM's route group names (`llm_api_routes`, `info_routes`,
+    /// `management_routes`, ...) the key may call.
+    pub allowed_routes: Option<Vec<String>>,
+    /// `llm_api`, `management`, `read_only` or `default`: a preset of `allowed_routes`.
+    pub key_type: Option<KeyType>,
+    /// Model → `{"budget_limit": dollars, "time_period": "1d"}`.
+    pub model_max_budget: Option<Map<String, Value>>,
+    /// Spend at which the crossing is reported (logged and counted once), not refused.
+    pub soft_budget: Option<f64>,
+    /// Stored in `metadata.tags`, as LiteLLM does; every request of the key carries them.
+    pub tags: Option<Vec<String>>,
+    pub config: Option<Map<String, Value>>,
+    pub permissions: Option<Map<String, Value>>,
+    pub allowed_cache_controls: Option<Vec<String>>,
+    /// Stored in `metadata` under their names, as LiteLLM does.
+    pub guardrails: Option<Vec<String>>,
+    pub model_rpm_limit: Option<Map<String, Value>>,
+    pub model_tpm_limit: Option<Map<String, Value>>,
+    pub enforced_params: Option<Vec<String>>,
+    /// Accepted and ignored (LiteLLM's invitation e-mails).
+    pub send_invite_email: Option<bool>,
+}
+
+/// LiteLLM's `key_type`: which preset of `allowed_routes` a new key gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyType {
+    LlmApi,
+    Management,
+    ReadOnly,
+    Default,
+}
+
+impl KeyType {
+    /// The `allowed_routes` LiteLLM writes for the type (`handle_key_type`); `None` leaves
+    /// them as given.
+    pub fn allowed_routes(self) -> Option<Vec<String>> {
+        let group = match self {
+            KeyType::LlmApi => "llm_api_routes",
+            KeyType::Management => "management_routes",
+            KeyType::ReadOnly => "info_routes",
+            KeyType::Default => return None,
+        };
+        Some(vec![group.to_string()])
+    }
 }
 
 /// `POST /key/update`. A field absent is left alone; a field set to `null` is cleared.
@@ -61,6 +108,30 @@ pub struct UpdateKeyRequest {
     pub team_id: Option<Option<String>>,
     pub spend: Option<f64>,
     pub blocked: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub aliases: Option<Option<Map<String, Value>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub allowed_routes: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub model_max_budget: Option<Option<Map<String, Value>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub soft_budget: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub tags: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub config: Option<Option<Map<String, Value>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub permissions: Option<Option<Map<String, Value>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub allowed_cache_controls: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub guardrails: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub model_rpm_limit: Option<Option<Map<String, Value>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub model_tpm_limit: Option<Option<Map<String, Value>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub enforced_params: Option<Option<Vec<String>>>,
 }
 
 /// `POST /key/delete`: `{"keys": [...]}` (keys or hashes) or `{"key_aliases": [...]}`.

@@ -1,7 +1,9 @@
 //! `KeyInfo`: what the auth layer knows about an authenticated virtual key, and the checks it
 //! runs on every request (model allowed, budget left).
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::NaiveDateTime;
 use serde_json::Value;
@@ -121,6 +123,15 @@ pub struct KeyInfo {
     /// True when the database was unreachable and `allow_requests_on_db_unavailable` let an
     /// unknown key through: nothing about it is known and no limit applies.
     pub unverified: bool,
+    /// The key's model aliases (`aliases`): a requested name → the model group it means.
+    pub aliases: HashMap<String, String>,
+    /// The routes the key may call (`allowed_routes`); empty: every route its role allows.
+    pub allowed_routes: Vec<String>,
+    /// The key's soft budget (from its budget row): crossing it is reported once.
+    pub soft_budget: Option<f64>,
+    /// Whether the crossing of the soft budget was already reported (the row's
+    /// `soft_budget_cooldown`, then this process's own report).
+    soft_budget_reported: AtomicBool,
     spend_base: f64,
     cell: Arc<SpendCell>,
 }
@@ -132,7 +143,18 @@ impl KeyInfo {
         cell: Arc<SpendCell>,
         flushed_at_load: f64,
     ) -> Self {
+        let aliases = match &record.aliases {
+            Value::Object(map) => map
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect(),
+            _ => HashMap::new(),
+        };
         KeyInfo {
+            aliases,
+            allowed_routes: record.allowed_routes,
+            soft_budget: record.soft_budget,
+            soft_budget_reported: AtomicBool::new(record.soft_budget_cooldown),
             token: record.token,
             key_name: record.key_name,
             key_alias: record.key_alias,
@@ -184,6 +206,10 @@ impl KeyInfo {
             team: None,
             user: None,
             unverified: true,
+            aliases: HashMap::new(),
+            allowed_routes: Vec::new(),
+            soft_budget: None,
+            soft_budget_reported: AtomicBool::new(true),
             spend_base: base,
             cell,
         }
@@ -193,6 +219,22 @@ impl KeyInfo {
     /// (the `x-litellm-key-spend` header).
     pub fn spend(&self) -> f64 {
         (self.spend_base + self.cell.recorded()).max(0.0)
+    }
+
+    /// The model group a requested name means for this key: its alias target, else the name.
+    pub fn resolve_alias<'a>(&'a self, model: &'a str) -> &'a str {
+        self.aliases.get(model).map_or(model, String::as_str)
+    }
+
+    /// True once, for the first caller that sees the key's spend at or over its soft budget
+    /// (which reports the crossing); false before and after.
+    pub fn soft_budget_crossed(&self) -> bool {
+        match self.soft_budget {
+            Some(soft) if self.spend() >= soft => {
+                !self.soft_budget_reported.swap(true, Ordering::AcqRel)
+            }
+            _ => false,
+        }
     }
 
     /// The key's own `rpm_limit`, else its team's.
@@ -244,7 +286,7 @@ impl KeyInfo {
     pub fn check_model_in(
         &self,
         model_group: &str,
-        access_groups: &[&str],
+        access_groups: &[String],
     ) -> Result<(), KeyError> {
         let key_defers = self.models.is_empty() || self.models.iter().any(|m| m == ALL_TEAM_MODELS);
         if !key_defers && !list_allows(&self.models, model_group, access_groups) {
@@ -346,11 +388,11 @@ impl KeyInfo {
     }
 }
 
-fn list_allows(list: &[String], model: &str, access_groups: &[&str]) -> bool {
+fn list_allows(list: &[String], model: &str, access_groups: &[String]) -> bool {
     list.iter().any(|entry| {
         entry == model
             || ALL_MODELS.contains(&entry.as_str())
-            || access_groups.contains(&entry.as_str())
+            || access_groups.contains(entry)
             || entry
                 .strip_suffix('*')
                 .is_some_and(|prefix| !prefix.is_empty() && model.starts_with(prefix))
@@ -387,6 +429,7 @@ mod tests {
             team_id: None,
             created_at: None,
             updated_at: None,
+            ..KeyRecord::default()
         }
     }
 
@@ -423,7 +466,11 @@ mod tests {
                 .check_model("gpt-4o")
                 .is_err()
         );
-        assert!(info(&["grp"], None).check_model_in("m", &["grp"]).is_ok());
+        assert!(
+            info(&["grp"], None)
+                .check_model_in("m", &["grp".to_string()])
+                .is_ok()
+        );
     }
 
     #[test]

@@ -232,6 +232,80 @@ fn check_models(models: &[String]) -> Result<(), KeyError> {
     Ok(())
 }
 
+/// Each alias must name a model group (a non-empty string).
+fn check_aliases(aliases: &Map<String, Value>) -> Result<(), KeyError> {
+    for (name, target) in aliases {
+        if name.trim().is_empty() || target.as_str().is_none_or(|t| t.trim().is_empty()) {
+            return Err(KeyError::invalid(
+                "'aliases' must map model names to model names (non-empty strings)",
+                "aliases",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Each entry is `{"budget_limit": dollars >= 0, "time_period": a duration}`, as LiteLLM takes.
+fn check_model_max_budget(budgets: &Map<String, Value>) -> Result<(), KeyError> {
+    for (model, budget) in budgets {
+        let limit = budget.get("budget_limit").and_then(Value::as_f64);
+        let period_ok = match budget.get("time_period") {
+            None | Some(Value::Null) => true,
+            Some(Value::String(p)) => parse_duration(p).is_some(),
+            Some(_) => false,
+        };
+        if model.trim().is_empty() || !limit.is_some_and(|l| l >= 0.0) || !period_ok {
+            return Err(KeyError::invalid(
+                format!(
+                    "'model_max_budget.{model}' must be {{\"budget_limit\": a non-negative number, \"time_period\": a duration like \"1d\"}}"
+                ),
+                "model_max_budget",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_strings(list: &[String], field: &str) -> Result<(), KeyError> {
+    if list.iter().any(|m| m.trim().is_empty()) {
+        return Err(KeyError::invalid(
+            format!("'{field}' entries must be non-empty strings"),
+            field,
+        ));
+    }
+    Ok(())
+}
+
+/// The `/key/generate` and `/key/update` fields LiteLLM keeps in the key's `metadata`
+/// (`tags`, `guardrails`, per-model limits, `enforced_params`): set when given, removed when
+/// `null`.
+fn metadata_fields(
+    metadata: &mut Value,
+    fields: [(&str, Option<Option<Value>>); 5],
+) -> Result<(), KeyError> {
+    let Value::Object(map) = metadata else {
+        return Err(KeyError::invalid(
+            "'metadata' must be an object",
+            "metadata",
+        ));
+    };
+    for (name, value) in fields {
+        match value {
+            None => {}
+            Some(None) => {
+                map.remove(name);
+            }
+            Some(Some(value)) => {
+                map.insert(name.to_string(), value);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Who LiteLLM names as the creator of rows the proxy admin writes.
+const PROXY_ADMIN_NAME: &str = "default_user_id";
+
 fn parse_field_duration(text: &str, field: &str) -> Result<Duration, KeyError> {
     parse_duration(text).ok_or_else(|| {
         KeyError::invalid(
@@ -262,6 +336,15 @@ fn record_json(record: &KeyRecord, spend: f64) -> Map<String, Value> {
         "team_id": record.team_id,
         "created_at": timestamp(record.created_at),
         "updated_at": timestamp(record.updated_at),
+        "aliases": record.aliases,
+        "allowed_routes": record.allowed_routes,
+        "model_max_budget": record.model_max_budget,
+        "config": record.config,
+        "permissions": record.permissions,
+        "allowed_cache_controls": record.allowed_cache_controls,
+        "budget_id": record.budget_id,
+        "soft_budget": record.soft_budget,
+        "tags": record.metadata.get("tags"),
     });
     match value {
         Value::Object(map) => map,
@@ -507,6 +590,30 @@ impl KeyService {
     // ----- spend ---------------------------------------------------------------------------
 
     /// Records a request's spend (non-blocking); cached keys see it at once.
+    /// Reports, once, that a key's spend crossed its soft budget: a warning in the log, the
+    /// `hx_soft_budget_crossings_total` counter, and the row's `soft_budget_cooldown` set so
+    /// that no other instance, and no restart, reports it again. Never blocks the request.
+    pub fn report_soft_budget(&self, key: &KeyInfo) {
+        if !key.soft_budget_crossed() {
+            return;
+        }
+        tracing::warn!(
+            key_alias = key.key_alias.as_deref().unwrap_or(""),
+            key_name = key.key_name.as_deref().unwrap_or(""),
+            spend = key.spend(),
+            soft_budget = key.soft_budget.unwrap_or_default(),
+            "key crossed its soft budget"
+        );
+        crate::metrics::record_soft_budget_crossing();
+        let store = self.inner.store.clone();
+        let token = key.token.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.set_soft_budget_cooldown(&token, true).await {
+                tracing::warn!(error = %e, "could not mark the soft budget crossing");
+            }
+        });
+    }
+
     pub fn record_spend(&self, record: SpendRecord) {
         self.inner.writer.record(record);
     }
@@ -577,6 +684,44 @@ impl KeyService {
         if let Some(alias) = &request.key_alias {
             self.check_alias_free(alias, None).await?;
         }
+        if let Some(aliases) = &request.aliases {
+            check_aliases(aliases)?;
+        }
+        if let Some(budgets) = &request.model_max_budget {
+            check_model_max_budget(budgets)?;
+        }
+        check_non_negative_f64(request.soft_budget, "soft_budget")?;
+        let mut allowed_routes = request.allowed_routes.unwrap_or_default();
+        check_strings(&allowed_routes, "allowed_routes")?;
+        if let Some(preset) = request.key_type.and_then(|t| t.allowed_routes()) {
+            allowed_routes = preset;
+        }
+        let allowed_cache_controls = request.allowed_cache_controls.unwrap_or_default();
+        check_strings(&allowed_cache_controls, "allowed_cache_controls")?;
+        let mut metadata = Value::Object(request.metadata.unwrap_or_default());
+        let list = |v: Option<Vec<String>>| v.map(|l| Some(Value::from(l)));
+        let object = |v: Option<Map<String, Value>>| v.map(|m| Some(Value::Object(m)));
+        metadata_fields(
+            &mut metadata,
+            [
+                ("tags", list(request.tags)),
+                ("guardrails", list(request.guardrails)),
+                ("model_rpm_limit", object(request.model_rpm_limit)),
+                ("model_tpm_limit", object(request.model_tpm_limit)),
+                ("enforced_params", list(request.enforced_params)),
+            ],
+        )?;
+        let budget_id = match request.soft_budget {
+            Some(soft_budget) => {
+                let id = uuid::Uuid::new_v4().to_string();
+                self.inner
+                    .store
+                    .insert_key_budget(&id, soft_budget, PROXY_ADMIN_NAME)
+                    .await?;
+                Some(id)
+            }
+            None => None,
+        };
         let record = KeyRecord {
             token: hash_key(&raw_key),
             key_name: Some(abbreviate(&raw_key)),
@@ -590,12 +735,21 @@ impl KeyService {
             rpm_limit: request.rpm_limit,
             tpm_limit: request.tpm_limit,
             max_parallel_requests: request.max_parallel_requests,
-            metadata: Value::Object(request.metadata.unwrap_or_default()),
+            metadata,
             blocked: request.blocked.unwrap_or(false),
             user_id: request.user_id,
             team_id: request.team_id,
             created_at: Some(now),
             updated_at: Some(now),
+            aliases: Value::Object(request.aliases.unwrap_or_default()),
+            allowed_routes,
+            model_max_budget: Value::Object(request.model_max_budget.unwrap_or_default()),
+            config: Value::Object(request.config.unwrap_or_default()),
+            permissions: Value::Object(request.permissions.unwrap_or_default()),
+            allowed_cache_controls,
+            budget_id,
+            soft_budget: request.soft_budget,
+            soft_budget_cooldown: false,
         };
         if !self.inner.store.insert_key(&record).await? {
             return Err(KeyError::invalid("this key already exists", "key"));
@@ -692,7 +846,62 @@ impl KeyService {
         if let Some(blocked) = request.blocked {
             record.blocked = blocked;
         }
+        if let Some(aliases) = request.aliases {
+            let aliases = aliases.unwrap_or_default();
+            check_aliases(&aliases)?;
+            record.aliases = Value::Object(aliases);
+        }
+        if let Some(budgets) = request.model_max_budget {
+            let budgets = budgets.unwrap_or_default();
+            check_model_max_budget(&budgets)?;
+            record.model_max_budget = Value::Object(budgets);
+        }
+        if let Some(routes) = request.allowed_routes {
+            let routes = routes.unwrap_or_default();
+            check_strings(&routes, "allowed_routes")?;
+            record.allowed_routes = routes;
+        }
+        if let Some(controls) = request.allowed_cache_controls {
+            let controls = controls.unwrap_or_default();
+            check_strings(&controls, "allowed_cache_controls")?;
+            record.allowed_cache_controls = controls;
+        }
+        if let Some(config) = request.config {
+            record.config = Value::Object(config.unwrap_or_default());
+        }
+        if let Some(permissions) = request.permissions {
+            record.permissions = Value::Object(permissions.unwrap_or_default());
+        }
+        let list = |v: Option<Option<Vec<String>>>| v.map(|l| l.map(Value::from));
+        let object = |v: Option<Option<Map<String, Value>>>| v.map(|m| m.map(Value::Object));
+        metadata_fields(
+            &mut record.metadata,
+            [
+                ("tags", list(request.tags)),
+                ("guardrails", list(request.guardrails)),
+                ("model_rpm_limit", object(request.model_rpm_limit)),
+                ("model_tpm_limit", object(request.model_tpm_limit)),
+                ("enforced_params", list(request.enforced_params)),
+            ],
+        )?;
         check_non_negative_f64(request.spend, "spend")?;
+        if let Some(soft_budget) = request.soft_budget {
+            check_non_negative_f64(soft_budget, "soft_budget")?;
+            match (&record.budget_id, soft_budget) {
+                (Some(id), _) => self.inner.store.set_soft_budget(id, soft_budget).await?,
+                (None, Some(soft_budget)) => {
+                    let id = uuid::Uuid::new_v4().to_string();
+                    self.inner
+                        .store
+                        .insert_key_budget(&id, soft_budget, PROXY_ADMIN_NAME)
+                        .await?;
+                    record.budget_id = Some(id);
+                }
+                (None, None) => {}
+            }
+            // A new soft budget is reported again when crossed.
+            record.soft_budget_cooldown = false;
+        }
         record.updated_at = Some(now);
         if !self.inner.store.update_key(&record).await? {
             return Err(KeyError::NotFound("key not found".to_string()));

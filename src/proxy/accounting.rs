@@ -152,6 +152,7 @@ impl Finish {
             spend,
             budget,
         } = self;
+        let keys = spend.as_ref().map(|sink| sink.keys.clone());
         if let Some(sink) = spend {
             sink.record(
                 endpoint.call_type(),
@@ -164,6 +165,9 @@ impl Finish {
         }
         // Only now that the cost is in the spend: in between, neither would count.
         drop(budget);
+        if let (Some(keys), Some(key)) = (keys, caller.key()) {
+            keys.report_soft_budget(key);
+        }
         let key_spend = caller.key().map(|k| k.spend());
         let cache = cache.filter(|_| body.is_some());
         // Most requests run under no limit and no cache: no task to spawn for them.

@@ -31,8 +31,8 @@ pub async fn count(
             "messages",
         ));
     }
-    caller.check_model(&model)?;
     let runtime = state.runtime();
+    caller.check_model(&model, runtime.router.access_groups(&model))?;
     let Some(group) = runtime.router.group(&model) else {
         let not_found =
             ApiError::not_found(format!("The model '{model}' does not exist.")).with_param("model");

@@ -26,7 +26,8 @@ impl RouterEmbedder<'_> {
     async fn embed_texts(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, ApiError> {
         let runtime = self.state.runtime();
         let model = runtime.config.rag.embedding_model.clone();
-        self.caller.check_model(&model)?;
+        self.caller
+            .check_model(&model, runtime.router.access_groups(&model))?;
         if runtime.router.group(&model).is_none() {
             // Configured but disabled (missing model files, an unset variable): say why, as
             // a 503, since the request itself is fine.
@@ -85,7 +86,10 @@ impl RouterEmbedder<'_> {
                 forward_headers: &[],
                 fallbacks: Vec::new(),
                 context_window_fallbacks: Vec::new(),
-                access: &|model: &str| self.caller.check_model(model),
+                access: &|model: &str| {
+                    self.caller
+                        .check_model(model, runtime.router.access_groups(model))
+                },
                 deployment_limits: runtime
                     .router
                     .routing()

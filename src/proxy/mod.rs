@@ -217,7 +217,14 @@ pub async fn handle(
     started: Instant,
 ) -> Result<Reply, ApiError> {
     let runtime = state.runtime();
-    caller.check_model(&request.model)?;
+    // A key's own aliases name model groups: the group is what is checked and called.
+    if let Some(key) = caller.key() {
+        let target = key.resolve_alias(&request.model);
+        if target != request.model {
+            request.model = target.to_string();
+        }
+    }
+    caller.check_model(&request.model, runtime.router.access_groups(&request.model))?;
     caller.check_budget()?;
     if runtime.router.group(&request.model).is_none() {
         let not_found =
@@ -274,7 +281,11 @@ pub async fn handle(
     let reachable = std::iter::once(request.model.as_str())
         .chain(request.fallbacks.iter().map(String::as_str))
         .chain(request.context_window_fallbacks.iter().map(String::as_str))
-        .filter(|model| caller.check_model(model).is_ok());
+        .filter(|model| {
+            caller
+                .check_model(model, runtime.router.access_groups(model))
+                .is_ok()
+        });
     let budget = budget::hold(
         state,
         caller,
@@ -300,7 +311,7 @@ pub async fn handle(
         forward_headers: &request.forward_headers,
         fallbacks: request.fallbacks,
         context_window_fallbacks: request.context_window_fallbacks,
-        access: &|model: &str| caller.check_model(model),
+        access: &|model: &str| caller.check_model(model, runtime.router.access_groups(model)),
         deployment_limits: runtime
             .router
             .routing()

@@ -100,6 +100,8 @@ impl Drop for InFlight {
 pub struct Group {
     pub name: String,
     pub members: Vec<Arc<Member>>,
+    /// The `model_info.access_groups` of its deployments, for the key's model check.
+    pub access_groups: Vec<String>,
 }
 
 /// One request for the router.
@@ -200,10 +202,17 @@ impl Router {
         let mut by_name = foldhash::HashMap::default();
         let mut wildcards = Vec::new();
         for name in order {
-            let members = groups.remove(&name).unwrap_or_default();
+            let members: Vec<Arc<Member>> = groups.remove(&name).unwrap_or_default();
+            let mut access_groups: Vec<String> = members
+                .iter()
+                .flat_map(|m| m.deployment.access_groups.iter().cloned())
+                .collect();
+            access_groups.sort();
+            access_groups.dedup();
             let group = Arc::new(Group {
                 name: name.clone(),
                 members,
+                access_groups,
             });
             if name.contains('*') {
                 wildcards.push(group.clone());
@@ -279,6 +288,24 @@ impl Router {
                 .iter()
                 .find(|g| wildcard_match(&g.name, model))
         })
+    }
+
+    /// The access groups of a model group (none when it has none or does not exist).
+    pub fn access_groups(&self, model: &str) -> &[String] {
+        self.group(model)
+            .map_or(&[], |g| g.access_groups.as_slice())
+    }
+
+    /// Every access group of the config, sorted.
+    pub fn all_access_groups(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = self
+            .groups
+            .values()
+            .flat_map(|g| g.access_groups.iter().map(String::as_str))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
     }
 
     /// Every enabled deployment with its provider, in no particular order.

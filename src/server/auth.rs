@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorKind};
 use crate::gateway::AppState;
-use crate::roles::Principal;
+use crate::roles::{Principal, check_allowed_routes};
 use crate::server::ServerState;
 
 /// The key presented by a client: LiteLLM's `x-litellm-api-key` (which wins, as in LiteLLM:
@@ -80,7 +80,9 @@ impl FromRequestParts<ServerState> for Caller {
         parts: &mut Parts,
         state: &ServerState,
     ) -> Result<Self, Self::Rejection> {
-        authenticate(&state.gateway, &parts.headers).await
+        let caller = authenticate(&state.gateway, &parts.headers).await?;
+        check_allowed_routes(&caller, parts.uri.path())?;
+        Ok(caller)
     }
 }
 
@@ -96,7 +98,9 @@ impl FromRequestParts<ServerState> for Managed {
         parts: &mut Parts,
         state: &ServerState,
     ) -> Result<Self, Self::Rejection> {
-        let principal = Principal::new(authenticate(&state.gateway, &parts.headers).await?);
+        let caller = authenticate(&state.gateway, &parts.headers).await?;
+        check_allowed_routes(&caller, parts.uri.path())?;
+        let principal = Principal::new(caller);
         principal.check_route(parts.uri.path(), &parts.method)?;
         Ok(Managed(principal))
     }

@@ -17,6 +17,7 @@ mod common;
 mod core;
 mod durability;
 mod gateway_keys;
+mod key_fields;
 mod keys;
 mod limits;
 #[cfg(feature = "local-embeddings")]

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::caller::Caller;
@@ -18,15 +19,56 @@ fn model_object(name: &str) -> Value {
     json!({"id": name, "object": "model", "created": CREATED, "owned_by": "hx-gateway"})
 }
 
-pub async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> Json<Value> {
+/// LiteLLM's `/models` switches for model access groups (`model_info.access_groups`).
+#[derive(Debug, Default, Deserialize)]
+pub struct ListModelsQuery {
+    /// List the access groups the caller may use, besides the models.
+    #[serde(default)]
+    include_model_access_groups: Option<String>,
+    /// List only the access groups the caller may use.
+    #[serde(default)]
+    only_model_access_groups: Option<String>,
+}
+
+/// A query switch as Python clients spell it too (`True`, `true`, `1`).
+fn switch(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    query: Query<ListModelsQuery>,
+) -> Json<Value> {
     let runtime = state.runtime();
-    let data: Vec<Value> = runtime
-        .config
-        .model_names()
-        .iter()
-        .filter(|name| runtime.router.group(name).is_some() && caller.may_see_model(name).is_ok())
-        .map(|name| model_object(name))
-        .collect();
+    let only_groups = switch(query.only_model_access_groups.as_deref());
+    let mut data: Vec<Value> = Vec::new();
+    if !only_groups {
+        data.extend(
+            runtime
+                .config
+                .model_names()
+                .iter()
+                .filter(|name| {
+                    runtime.router.group(name).is_some()
+                        && caller
+                            .may_see_model(name, runtime.router.access_groups(name))
+                            .is_ok()
+                })
+                .map(|name| model_object(name)),
+        );
+    }
+    if only_groups || switch(query.include_model_access_groups.as_deref()) {
+        // A group is listed when the caller may use it as a whole: its name is in the key's
+        // models (or the key may use every model).
+        let groups = runtime.router.all_access_groups();
+        data.extend(
+            groups
+                .into_iter()
+                .filter(|group| caller.may_see_model(group, &[]).is_ok())
+                .map(model_object),
+        );
+    }
     Json(json!({"object": "list", "data": data}))
 }
 
@@ -35,8 +77,8 @@ pub async fn retrieve(
     caller: Caller,
     Path(model): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.may_see_model(&model)?;
     let runtime = state.runtime();
+    caller.may_see_model(&model, runtime.router.access_groups(&model))?;
     match runtime.router.group(&model) {
         Some(_) => Ok(Json(model_object(&model))),
         None => Err(runtime.router.missing_model_error(
