@@ -155,6 +155,23 @@ impl<'de> de::Deserializer<'de> for FieldsProbe<'_> {
     }
 }
 
+/// A boolean query parameter as clients write it: `true`/`false` in any case (Python's
+/// `True`), or `1`/`0`. For `#[serde(default, deserialize_with = "query_bool")]` on an
+/// `Option<bool>`.
+pub fn query_bool<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<bool>, D::Error> {
+    let text: Option<String> = serde::Deserialize::deserialize(deserializer)?;
+    match text.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) if t.eq_ignore_ascii_case("true") || t == "1" => Ok(Some(true)),
+        Some(t) if t.eq_ignore_ascii_case("false") || t == "0" => Ok(Some(false)),
+        Some(t) => Err(de::Error::custom(format!(
+            "expected true or false, got '{t}'"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde::{Deserialize, Deserializer};

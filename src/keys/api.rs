@@ -158,6 +158,7 @@ pub struct ListKeysQuery {
     pub team_id: Option<String>,
     pub key_alias: Option<String>,
     /// Full key objects instead of token hashes.
+    #[serde(default, deserialize_with = "crate::api::body::query_bool")]
     pub return_full_object: Option<bool>,
 }
 

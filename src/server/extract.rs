@@ -66,3 +66,41 @@ impl<T> FromRequest<ServerState> for Typed<T> {
         })
     }
 }
+
+/// A query string read as `T`, with a 400 in the API's shape naming the parameter at fault
+/// (axum's own `Query` answers plain text). Python clients write booleans as `True`: fields
+/// that take them should read strings (see `routes::models`).
+pub struct Queried<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S>
+    for Queried<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::try_from_uri(&parts.uri) {
+            Ok(axum::extract::Query(value)) => Ok(Queried(value)),
+            Err(rejection) => {
+                let text = rejection.body_text();
+                let detail = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text)
+                    .to_string();
+                // axum names the parameter first ("page: invalid digit found in string").
+                let param = detail
+                    .split_once(": ")
+                    .map(|(name, _)| name)
+                    .filter(|name| !name.is_empty() && !name.contains(' '))
+                    .unwrap_or("query")
+                    .to_string();
+                Err(ApiError::invalid(
+                    format!("invalid query string: {detail}"),
+                    param,
+                ))
+            }
+        }
+    }
+}

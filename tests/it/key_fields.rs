@@ -360,3 +360,27 @@ async fn a_bad_key_field_is_a_400_naming_it() {
         assert_eq!(error["param"], param, "{body}: {error}");
     }
 }
+
+#[tokio::test]
+async fn a_bad_query_parameter_is_a_400_naming_it_and_python_booleans_are_read() {
+    let gw = TestGateway::start(YAML).await;
+    let error = expect_error(
+        gw.get("/key/list?page=abc").await,
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert_eq!(error["param"], "page", "{error}");
+    let error = expect_error(
+        gw.get("/key/list?return_full_object=maybe").await,
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert_eq!(error["param"], "return_full_object", "{error}");
+    generate(&gw, json!({"key_alias": "listed"})).await;
+    let r = gw.get("/key/list?return_full_object=True").await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["keys"][0]["key_alias"], "listed", "{body}");
+}

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -18,7 +18,7 @@ use crate::keys::{
 };
 use crate::secret::{constant_time_eq, hash_key};
 use crate::server::auth::Admin;
-use crate::server::extract::{JsonObject, Typed};
+use crate::server::extract::{JsonObject, Queried, Typed};
 
 fn keys(state: &AppState) -> Result<&KeyService, ApiError> {
     state.keys().ok_or_else(|| {
@@ -109,7 +109,7 @@ pub async fn unblock(
 pub async fn list(
     State(state): State<Arc<AppState>>,
     _: Admin,
-    Query(query): Query<ListKeysQuery>,
+    Queried(query): Queried<ListKeysQuery>,
 ) -> Result<Json<Value>, ApiError> {
     keys(&state)?.list(&query).await.map(Json)
 }
@@ -123,7 +123,7 @@ pub struct InfoQuery {
 pub async fn info(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Query(query): Query<InfoQuery>,
+    Queried(query): Queried<InfoQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let asked = match (&caller, query.key) {
         (Caller::Key(own), None) => own.token.clone(),

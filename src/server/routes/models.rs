@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::gateway::AppState;
+use crate::server::extract::Queried;
 
 /// `created` of every listed model: LiteLLM reports a fixed time too.
 const CREATED: i64 = 1_677_610_602;
@@ -23,25 +24,20 @@ fn model_object(name: &str) -> Value {
 #[derive(Debug, Default, Deserialize)]
 pub struct ListModelsQuery {
     /// List the access groups the caller may use, besides the models.
-    #[serde(default)]
-    include_model_access_groups: Option<String>,
+    #[serde(default, deserialize_with = "crate::api::body::query_bool")]
+    include_model_access_groups: Option<bool>,
     /// List only the access groups the caller may use.
-    #[serde(default)]
-    only_model_access_groups: Option<String>,
-}
-
-/// A query switch as Python clients spell it too (`True`, `true`, `1`).
-fn switch(value: Option<&str>) -> bool {
-    value.is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+    #[serde(default, deserialize_with = "crate::api::body::query_bool")]
+    only_model_access_groups: Option<bool>,
 }
 
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    query: Query<ListModelsQuery>,
+    Queried(query): Queried<ListModelsQuery>,
 ) -> Json<Value> {
     let runtime = state.runtime();
-    let only_groups = switch(query.only_model_access_groups.as_deref());
+    let only_groups = query.only_model_access_groups.unwrap_or(false);
     let mut data: Vec<Value> = Vec::new();
     if !only_groups {
         data.extend(
@@ -58,7 +54,7 @@ pub async fn list(
                 .map(|name| model_object(name)),
         );
     }
-    if only_groups || switch(query.include_model_access_groups.as_deref()) {
+    if only_groups || query.include_model_access_groups.unwrap_or(false) {
         // A group is listed when the caller may use it as a whole: its name is in the key's
         // models (or the key may use every model).
         let groups = runtime.router.all_access_groups();
