@@ -28,6 +28,9 @@ pub enum ErrorKind {
     Permission,
     /// 404 `not_found_error`: unknown model, route, collection.
     NotFound,
+    /// 409 `invalid_request_error`: a management write that would duplicate an existing row
+    /// (LiteLLM's 409 for a user id that exists).
+    Conflict,
     /// 429 `rate_limit_error`: the gateway's own limits or every deployment cooling down.
     RateLimit,
     /// 502 `api_connection_error`: upstream unreachable.
@@ -57,6 +60,7 @@ impl ErrorKind {
             ErrorKind::BudgetExceeded => (StatusCode::BAD_REQUEST, "budget_exceeded"),
             ErrorKind::Permission => (StatusCode::FORBIDDEN, "permission_error"),
             ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found_error"),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "invalid_request_error"),
             ErrorKind::RateLimit => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
             ErrorKind::UpstreamConnection => (StatusCode::BAD_GATEWAY, "api_connection_error"),
             ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout_error"),
@@ -76,9 +80,10 @@ impl ErrorKind {
     /// gateway's auth and budget conditions; they take the type of their status.
     pub fn anthropic_type(&self) -> &'static str {
         match self {
-            ErrorKind::InvalidRequest | ErrorKind::MethodNotAllowed | ErrorKind::BudgetExceeded => {
-                "invalid_request_error"
-            }
+            ErrorKind::InvalidRequest
+            | ErrorKind::MethodNotAllowed
+            | ErrorKind::BudgetExceeded
+            | ErrorKind::Conflict => "invalid_request_error",
             ErrorKind::PayloadTooLarge => "request_too_large",
             ErrorKind::Auth | ErrorKind::ExpiredKey | ErrorKind::ModelAccessDenied => {
                 "authentication_error"

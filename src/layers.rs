@@ -33,6 +33,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("caller", 4),
     ("roles", 4),
     ("proxy", 5),
+    ("manage", 5),
     ("server", 6),
     ("commands", 7),
 ];

@@ -12,7 +12,7 @@
 //! | 2 | [`db`], [`providers`], [`limits`], [`cache`], [`changes`], [`embeddings`] | LiteLLM's tables in Postgres or SQLite, upstream protocols, rate limits, the response cache, change notifications between instances, in-process embedding models |
 //! | 3 | [`keys`], [`spend`], [`router`], [`rag`], [`health`] | virtual keys in LiteLLM's tables, spend and budget holds, deployment selection with retries and fallbacks, retrieval, dependency probes |
 //! | 4 | [`gateway`], [`caller`], [`roles`] | what every request shares (config runtime and services), who is calling, and which management routes their role opens |
-//! | 5 | [`proxy`] | the LLM request pipeline: check, limit, route, account |
+//! | 5 | [`proxy`], [`manage`] | the LLM request pipeline: check, limit, route, account; the management plane's teams, users, customers and budgets, scoped by the caller's role |
 //! | 6 | [`server`] | HTTP: routes, extractors, the access log, serving threads (each with its own upstream clients) |
 //! | 7 | [`commands`] | `serve`, `check`, `smoke`, `migrate`, `rag ingest` and their flags |
 
@@ -45,6 +45,7 @@ pub mod caller;
 pub mod gateway;
 pub mod roles;
 // Layer 5
+pub mod manage;
 pub mod proxy;
 // Layer 6
 pub mod server;

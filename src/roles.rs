@@ -482,8 +482,7 @@ mod tests {
                 UserRow {
                     user_id: "user-12345678".into(),
                     user_role: Some(r.to_string()),
-                    max_budget: None,
-                    spend: 0.0,
+                    ..UserRow::default()
                 },
                 Arc::default(),
                 0.0,

@@ -105,6 +105,20 @@ pub struct TeamRecord {
     pub budget_reset_at: Option<NaiveDateTime>,
     pub blocked: bool,
     pub metadata: Value,
+    pub organization_id: Option<String>,
+    /// LiteLLM's older member lists, kept as read (LiteLLM now writes `members_with_roles`).
+    pub admins: Vec<String>,
+    pub members: Vec<String>,
+    /// `[{"role": "admin" | "user", "user_id", "user_email"}]`, as LiteLLM writes it.
+    pub members_with_roles: Value,
+    pub model_max_budget: Value,
+    /// The team's row in `"LiteLLM_ModelTable"`, which holds its `model_aliases`.
+    pub model_id: Option<i32>,
+    /// The `aliases` of that row (read with the team; written through
+    /// [`KeyStore::insert_model_aliases`]).
+    pub model_aliases: Value,
+    pub created_at: Option<NaiveDateTime>,
+    pub updated_at: Option<NaiveDateTime>,
 }
 
 impl TeamRecord {
@@ -123,17 +137,30 @@ impl TeamRecord {
             budget_reset_at: None,
             blocked: false,
             metadata: Value::Object(Default::default()),
+            organization_id: None,
+            admins: Vec::new(),
+            members: Vec::new(),
+            members_with_roles: Value::Array(Vec::new()),
+            model_max_budget: Value::Object(Default::default()),
+            model_id: None,
+            model_aliases: Value::Object(Default::default()),
+            created_at: None,
+            updated_at: None,
         }
     }
 }
 
 /// The columns of a `"LiteLLM_UserTable"` row that bind the user's keys.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct UserRow {
     pub user_id: String,
     pub user_role: Option<String>,
     pub max_budget: Option<f64>,
     pub spend: f64,
+    /// Empty means every model.
+    pub models: Vec<String>,
+    pub budget_duration: Option<String>,
+    pub budget_reset_at: Option<NaiveDateTime>,
 }
 
 const KEY_COLUMNS: &str = r#"token, key_name, key_alias, spend, max_budget, budget_duration,
@@ -146,8 +173,15 @@ const KEY_COLUMNS: &str = r#"token, key_name, key_alias, spend, max_budget, budg
 const SOFT_BUDGET: &str = r#"(SELECT b.soft_budget FROM "LiteLLM_BudgetTable" b
     WHERE b.budget_id = "LiteLLM_VerificationToken".budget_id) AS soft_budget"#;
 
-const TEAM_COLUMNS: &str = r#"team_id, team_alias, models, max_budget, spend, rpm_limit,
+pub(super) const TEAM_COLUMNS: &str = r#"team_id, team_alias, models, max_budget, spend, rpm_limit,
     tpm_limit, max_parallel_requests, budget_duration, budget_reset_at, blocked, metadata"#;
+
+/// Every team column HX reads, with the team's model aliases from its model row.
+pub(super) const TEAM_READ_COLUMNS: &str = r#"team_id, team_alias, models, max_budget, spend,
+    rpm_limit, tpm_limit, max_parallel_requests, budget_duration, budget_reset_at, blocked,
+    metadata, organization_id, admins, members, members_with_roles, model_max_budget, model_id,
+    created_at, updated_at, (SELECT m.aliases FROM "LiteLLM_ModelTable" m
+    WHERE m.id = "LiteLLM_TeamTable".model_id) AS model_aliases"#;
 
 impl KeyStore {
     /// The key row with this token hash.
@@ -507,7 +541,8 @@ impl KeyStore {
 
     /// The team row, if any.
     pub async fn get_team(&self, team_id: &str) -> Result<Option<TeamRecord>, DbError> {
-        let sql = format!(r#"SELECT {TEAM_COLUMNS} FROM "LiteLLM_TeamTable" WHERE team_id = $1"#);
+        let sql =
+            format!(r#"SELECT {TEAM_READ_COLUMNS} FROM "LiteLLM_TeamTable" WHERE team_id = $1"#);
         Ok(on_pool!(self, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(team_id)
@@ -516,8 +551,8 @@ impl KeyStore {
         }))
     }
 
-    /// Inserts or replaces a team row's limits (HX has no `/team/*` routes yet; this is for
-    /// tests and tooling).
+    /// Inserts or replaces a team row's limits and spend (for tests and tooling; the
+    /// `/team/*` routes use [`KeyStore::insert_team`] and [`KeyStore::update_team`]).
     pub async fn upsert_team(&self, team: &TeamRecord) -> Result<(), DbError> {
         let sql = format!(
             r#"INSERT INTO "LiteLLM_TeamTable" ({TEAM_COLUMNS})
@@ -564,16 +599,14 @@ impl KeyStore {
 
     /// What a key needs of its user row, if it exists.
     pub async fn get_user_row(&self, user_id: &str) -> Result<Option<UserRow>, DbError> {
-        let sql = r#"SELECT user_id, user_role, max_budget, spend FROM "LiteLLM_UserTable"
-                     WHERE user_id = $1"#;
-        let row: Option<(String, Option<String>, Option<f64>, f64)> = on_pool!(self, pool => {
-            sqlx::query_as(sql).bind(user_id).fetch_optional(pool).await?
-        });
-        Ok(row.map(|(user_id, user_role, max_budget, spend)| UserRow {
-            user_id,
-            user_role,
-            max_budget,
-            spend,
+        Ok(self.get_user(user_id).await?.map(|u| UserRow {
+            user_id: u.user_id,
+            user_role: u.user_role,
+            max_budget: u.max_budget,
+            spend: u.spend,
+            models: u.models,
+            budget_duration: u.budget_duration,
+            budget_reset_at: u.budget_reset_at,
         }))
     }
 
@@ -609,7 +642,7 @@ impl KeyStore {
 /// SQLite JSON text (timestamps bind alike: sqlx writes SQLite's as text). Implemented on the
 /// two pool types, so that an `on_pool!` body picks its dialect's encoding by the type of
 /// `pool`.
-trait Encoders {
+pub(super) trait Encoders {
     type List<'a>;
     type Json<'a>;
     /// A `models` list.
@@ -646,7 +679,7 @@ impl Encoders for SqlitePool {
 
 /// How the columns stored differently in the two dialects are read back (the list and JSON
 /// columns, and timestamps, which SQLite keeps as text).
-trait Decoders {
+pub(super) trait Decoders {
     /// A `models` list; NULL reads as empty.
     fn list(&self, column: &str) -> Result<Vec<String>, sqlx::Error>;
     /// A `metadata` object; NULL reads as `{}`.
@@ -768,6 +801,21 @@ macro_rules! records_from_rows {
                     budget_reset_at: row.time("budget_reset_at")?,
                     blocked: row.try_get::<Option<bool>, _>("blocked")?.unwrap_or(false),
                     metadata: row.object("metadata")?,
+                    // The columns below are read only by the full team read
+                    // (`TEAM_READ_COLUMNS`); a narrower select leaves them empty.
+                    organization_id: row.try_get("organization_id").ok().flatten(),
+                    admins: row.list("admins").unwrap_or_default(),
+                    members: row.list("members").unwrap_or_default(),
+                    members_with_roles: members_list(row.object("members_with_roles").ok()),
+                    model_max_budget: row
+                        .object("model_max_budget")
+                        .unwrap_or_else(|_| Value::Object(Default::default())),
+                    model_id: row.try_get("model_id").ok().flatten(),
+                    model_aliases: row
+                        .object("model_aliases")
+                        .unwrap_or_else(|_| Value::Object(Default::default())),
+                    created_at: row.time("created_at").ok().flatten(),
+                    updated_at: row.time("updated_at").ok().flatten(),
                 })
             }
         }
@@ -775,6 +823,15 @@ macro_rules! records_from_rows {
 }
 
 records_from_rows!(PgRow, SqliteRow);
+
+/// `members_with_roles` as a list: LiteLLM's Postgres default is `{}` (an empty object), which
+/// means no members.
+fn members_list(value: Option<Value>) -> Value {
+    match value {
+        Some(Value::Array(list)) => Value::Array(list),
+        _ => Value::Array(Vec::new()),
+    }
+}
 
 #[cfg(test)]
 mod tests {

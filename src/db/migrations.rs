@@ -60,6 +60,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: r#"ALTER TABLE "LiteLLM_VerificationToken" ADD COLUMN IF NOT EXISTS "allowed_routes" TEXT[] DEFAULT ARRAY[]::TEXT[];"#,
         sqlite: r#"ALTER TABLE "LiteLLM_VerificationToken" ADD COLUMN "allowed_routes" TEXT NOT NULL DEFAULT '[]';"#,
     },
+    Migration {
+        version: 9,
+        name: "spend_logs_request_tags",
+        // In LiteLLM's baseline on Postgres (and in the first migration's copy of it).
+        postgres: "SELECT 1;",
+        sqlite: r#"ALTER TABLE "LiteLLM_SpendLogs" ADD COLUMN "request_tags" TEXT DEFAULT '[]';"#,
+    },
 ];
 
 /// The tables and columns of LiteLLM's management plane (teams, members, users, end users,

@@ -4,6 +4,9 @@
 //!
 //! - [`migrations`]: LiteLLM's schema, built from the migrations LiteLLM ships.
 //! - [`keys`]: key, team and user rows.
+//! - [`teams`]: team rows as the `/team/*` routes write them, members, budgets.
+//! - [`users`]: user rows as the `/user/*` routes write them.
+//! - [`customers`]: end users (LiteLLM's customers) and their budget rows.
 //! - [`spend_logs`]: `"LiteLLM_SpendLogs"` rows and the spend they add to keys, teams, users.
 //! - [`responses`]: HX's own table of stored Responses API answers.
 //!
@@ -35,10 +38,13 @@ macro_rules! on_pool {
     };
 }
 
+pub mod customers;
 pub mod keys;
 pub mod migrations;
 pub mod responses;
 pub mod spend_logs;
+pub mod teams;
+pub mod users;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -49,9 +55,12 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{PgPool, Row, SqlitePool};
 
+pub use customers::EndUserRecord;
 pub use keys::{KeyRecord, TeamRecord, UserRow};
 pub use migrations::MIGRATIONS_LOCK_ID;
 pub use spend_logs::SpendRecord;
+pub use teams::{BudgetRow, MembershipRow};
+pub use users::UserRecord;
 
 /// What can go wrong in the database itself (the callers map it into their own errors).
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
-//! `"LiteLLM_SpendLogs"` rows, written in batches with the spend they add to the key, team
-//! and user rows, idempotent per `request_id`.
+//! `"LiteLLM_SpendLogs"` rows, written in batches with the spend they add to the key, team,
+//! user, team member and end user rows, idempotent per `request_id`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
@@ -38,6 +38,9 @@ pub struct SpendRecord {
     /// The client's `user` field (LiteLLM's `end_user`).
     pub end_user: Option<String>,
     pub metadata: Value,
+    /// The key's `metadata.tags` and the request's `metadata.tags` (LiteLLM's
+    /// `request_tags`, by which its spend reports group).
+    pub request_tags: Vec<String>,
     pub cache_hit: bool,
     /// "success" or "failure".
     pub status: String,
@@ -65,6 +68,7 @@ impl SpendRecord {
             team_id: None,
             end_user: None,
             metadata: Value::Object(Default::default()),
+            request_tags: Vec::new(),
             cache_hit: false,
             status: "success".to_string(),
         }
@@ -80,6 +84,36 @@ impl KeyStore {
             sqlx::query_as(sql).bind(api_key).fetch_one(pool).await?
         });
         Ok((count, sum))
+    }
+
+    /// A key's spend per model group since `since` (or ever), from its spend log rows: the
+    /// spend a `model_max_budget` counts.
+    pub async fn key_model_spend(
+        &self,
+        api_key: &str,
+        since: Option<chrono::NaiveDateTime>,
+    ) -> Result<Vec<(String, f64)>, DbError> {
+        let sql = r#"SELECT COALESCE(model_group, ''), COALESCE(SUM(spend), 0)
+            FROM "LiteLLM_SpendLogs" WHERE api_key = $1 AND "startTime" >= $2
+            GROUP BY model_group"#;
+        let since = since.unwrap_or_default();
+        // Different on purpose: SQLite keeps the times as text, compared as text.
+        Ok(match self {
+            KeyStore::Postgres(pg) => {
+                sqlx::query_as(sql)
+                    .bind(api_key)
+                    .bind(since)
+                    .fetch_all(&pg.pool)
+                    .await?
+            }
+            KeyStore::Sqlite(lite) => {
+                sqlx::query_as(sql)
+                    .bind(api_key)
+                    .bind(sqlite_timestamp(&since.and_utc()))
+                    .fetch_all(&lite.pool)
+                    .await?
+            }
+        })
     }
 
     /// Writes a batch of spend records: one spend-log row each, and their costs added to the
@@ -126,23 +160,24 @@ async fn write_spend_postgres(pg: &PostgresStore, records: &[SpendRecord]) -> Re
             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::float8[], $5::int4[],
                 $6::int4[], $7::int4[], $8::timestamp[], $9::timestamp[], $10::text[],
                 $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
-                $17::text[], $18::text[], $19::text[])
+                $17::text[], $18::text[], $19::text[], $20::text[])
             AS s(request_id, call_type, api_key, spend, total_tokens, prompt_tokens,
                  completion_tokens, start_time, end_time, model, model_group,
                  custom_llm_provider, api_base, user_id, metadata, cache_hit, team_id,
-                 end_user, status)
+                 end_user, status, request_tags)
         ), ins AS (
             INSERT INTO "LiteLLM_SpendLogs" (request_id, call_type, api_key, spend,
                 total_tokens, prompt_tokens, completion_tokens, "startTime", "endTime", model,
                 model_group, custom_llm_provider, api_base, "user", metadata, cache_hit,
-                team_id, end_user{status_col})
+                team_id, end_user, request_tags{status_col})
             SELECT s.request_id, s.call_type, s.api_key, s.spend, s.total_tokens,
                 s.prompt_tokens, s.completion_tokens, s.start_time, s.end_time, s.model,
                 s.model_group, s.custom_llm_provider, s.api_base, s.user_id,
-                s.metadata::jsonb, s.cache_hit, s.team_id, s.end_user{status_val}
+                s.metadata::jsonb, s.cache_hit, s.team_id, s.end_user,
+                s.request_tags::jsonb{status_val}
             FROM s
             ON CONFLICT (request_id) DO NOTHING
-            RETURNING api_key, spend, team_id, "user"
+            RETURNING api_key, spend, team_id, "user", end_user
         ), k AS (
             UPDATE "LiteLLM_VerificationToken" v SET spend = v.spend + s.amount{total_spend}
             FROM (SELECT api_key, SUM(spend) AS amount FROM ins GROUP BY api_key) s
@@ -159,6 +194,20 @@ async fn write_spend_postgres(pg: &PostgresStore, records: &[SpendRecord]) -> Re
             FROM (SELECT "user", SUM(spend) AS amount FROM ins
                   WHERE "user" IS NOT NULL AND "user" <> '' GROUP BY "user") s
             WHERE ut.user_id = s."user"
+            RETURNING 1
+        ), m AS (
+            UPDATE "LiteLLM_TeamMembership" tm SET spend = tm.spend + s.amount
+            FROM (SELECT team_id, "user", SUM(spend) AS amount FROM ins
+                  WHERE team_id IS NOT NULL AND "user" IS NOT NULL AND "user" <> ''
+                  GROUP BY team_id, "user") s
+            WHERE tm.team_id = s.team_id AND tm.user_id = s."user"
+            RETURNING 1
+        ), e AS (
+            INSERT INTO "LiteLLM_EndUserTable" (user_id, spend, blocked)
+            SELECT end_user, SUM(spend), false FROM ins
+            WHERE end_user IS NOT NULL AND end_user <> '' GROUP BY end_user
+            ON CONFLICT (user_id)
+                DO UPDATE SET spend = "LiteLLM_EndUserTable".spend + excluded.spend
             RETURNING 1
         )
         SELECT COUNT(*) FROM ins"#
@@ -211,9 +260,15 @@ async fn write_spend_postgres(pg: &PostgresStore, records: &[SpendRecord]) -> Re
         .bind(col(&|r| r.team_id.clone()))
         .bind(col(&|r| r.end_user.clone()))
         .bind(col(&|r| Some(r.status.clone())))
+        .bind(col(&|r| Some(tags_json(&r.request_tags))))
         .fetch_one(&pg.pool)
         .await?;
     Ok(u64::try_from(inserted).unwrap_or(0))
+}
+
+/// `request_tags` as the JSON list LiteLLM stores.
+fn tags_json(tags: &[String]) -> String {
+    serde_json::to_string(tags).unwrap_or_else(|_| "[]".to_string())
 }
 
 /// LiteLLM writes Python's `str(bool)` into `cache_hit`.
@@ -270,7 +325,7 @@ fn sqlite_timestamp(time: &chrono::DateTime<chrono::Utc>) -> String {
     out
 }
 
-/// Rows per `INSERT` statement: 19 bound values each, far below SQLite's variable limit, and
+/// Rows per `INSERT` statement: 20 bound values each, far below SQLite's variable limit, and
 /// one statement per 64 rows instead of one round trip to sqlx's SQLite thread per row.
 const SQLITE_SPEND_ROWS_PER_STATEMENT: usize = 64;
 
@@ -300,14 +355,15 @@ fn statement_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
 /// for every statement cost ~2% of the gateway's instructions per request.
 fn sqlite_spend_sql(rows: usize, returning: bool) -> &'static str {
     static SQL: LazyLock<Vec<[String; 2]>> = LazyLock::new(|| {
-        let row = format!("({})", vec!["?"; 19].join(", "));
+        let row = format!("({})", vec!["?"; 20].join(", "));
         (0..=SQLITE_SPEND_ROWS_PER_STATEMENT.ilog2())
             .map(|power| {
                 let plain = format!(
                     r#"INSERT OR IGNORE INTO "LiteLLM_SpendLogs" (request_id, call_type,
                     api_key, spend, total_tokens, prompt_tokens, completion_tokens,
                     "startTime", "endTime", model, model_group, custom_llm_provider,
-                    api_base, "user", metadata, cache_hit, team_id, end_user, status) VALUES {}"#,
+                    api_base, "user", metadata, cache_hit, team_id, end_user, status,
+                    request_tags) VALUES {}"#,
                     vec![row.as_str(); 1 << power].join(", ")
                 );
                 let returning = format!("{plain} RETURNING request_id");
@@ -348,7 +404,8 @@ fn sqlite_spend_insert(
             .bind(cache_hit_text(r.cache_hit))
             .bind(&r.team_id)
             .bind(&r.end_user)
-            .bind(&r.status);
+            .bind(&r.status)
+            .bind(tags_json(&r.request_tags));
     }
     insert
 }
@@ -358,6 +415,8 @@ async fn write_spend_sqlite(lite: &SqliteStore, records: &[SpendRecord]) -> Resu
     let mut by_key: HashMap<&str, f64> = HashMap::new();
     let mut by_team: HashMap<&str, f64> = HashMap::new();
     let mut by_user: HashMap<&str, f64> = HashMap::new();
+    let mut by_member: HashMap<(&str, &str), f64> = HashMap::new();
+    let mut by_end_user: HashMap<&str, f64> = HashMap::new();
     let mut inserted = 0u64;
     for chunk in statement_chunks(records) {
         // A record already written (a retried batch whose commit did go through) is ignored
@@ -393,6 +452,12 @@ async fn write_spend_sqlite(lite: &SqliteStore, records: &[SpendRecord]) -> Resu
             }
             if let Some(user) = r.user_id.as_deref().filter(|u| !u.is_empty()) {
                 *by_user.entry(user).or_default() += r.spend;
+                if let Some(team) = r.team_id.as_deref() {
+                    *by_member.entry((team, user)).or_default() += r.spend;
+                }
+            }
+            if let Some(end_user) = r.end_user.as_deref().filter(|u| !u.is_empty()) {
+                *by_end_user.entry(end_user).or_default() += r.spend;
             }
         }
     }
@@ -418,6 +483,28 @@ async fn write_spend_sqlite(lite: &SqliteStore, records: &[SpendRecord]) -> Resu
                 .execute(&mut *tx)
                 .await?;
         }
+    }
+    for ((team, user), amount) in by_member {
+        sqlx::query(
+            r#"UPDATE "LiteLLM_TeamMembership" SET spend = spend + $3
+               WHERE team_id = $1 AND user_id = $2"#,
+        )
+        .bind(team)
+        .bind(user)
+        .bind(amount)
+        .execute(&mut *tx)
+        .await?;
+    }
+    // LiteLLM creates an end user's row with its first spend.
+    for (end_user, amount) in by_end_user {
+        sqlx::query(
+            r#"INSERT INTO "LiteLLM_EndUserTable" (user_id, spend, blocked) VALUES ($1, $2, 0)
+               ON CONFLICT (user_id) DO UPDATE SET spend = spend + excluded.spend"#,
+        )
+        .bind(end_user)
+        .bind(amount)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(inserted)
@@ -456,7 +543,7 @@ mod tests {
         for rows in [1, 2, 4, 8, 16, 32, 64] {
             for returning in [false, true] {
                 let sql = sqlite_spend_sql(rows, returning);
-                assert_eq!(sql.matches('?').count(), rows * 19, "{rows} rows");
+                assert_eq!(sql.matches('?').count(), rows * 20, "{rows} rows");
                 assert_eq!(sql.ends_with(" RETURNING request_id"), returning);
             }
         }

@@ -163,7 +163,7 @@ pub struct ListKeysQuery {
 }
 
 /// Distinguishes a field set to `null` (`Some(None)`) from an absent one (`None`).
-fn nullable<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub fn nullable<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     T: Deserialize<'de>,
     D: Deserializer<'de>,

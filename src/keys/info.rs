@@ -33,6 +33,8 @@ pub struct TeamInfo {
     pub blocked: bool,
     pub budget_duration: Option<String>,
     pub budget_reset_at: Option<NaiveDateTime>,
+    /// The team's `model_aliases`: a requested name → the model group it means.
+    pub model_aliases: HashMap<String, String>,
     spend_base: f64,
     cell: Arc<SpendCell>,
 }
@@ -50,6 +52,7 @@ impl TeamInfo {
             blocked: record.blocked,
             budget_duration: record.budget_duration,
             budget_reset_at: record.budget_reset_at,
+            model_aliases: string_map(&record.model_aliases),
             spend_base: record.spend - flushed_at_load,
             cell,
         }
@@ -70,6 +73,10 @@ pub struct UserInfo {
     /// LiteLLM's `user_role` (`proxy_admin`, `internal_user`, ...), as stored.
     pub user_role: Option<String>,
     pub max_budget: Option<f64>,
+    /// The user's `models`, which bind the user's personal keys; empty means every model.
+    pub models: Vec<String>,
+    pub budget_duration: Option<String>,
+    pub budget_reset_at: Option<NaiveDateTime>,
     spend_base: f64,
     cell: Arc<SpendCell>,
 }
@@ -84,6 +91,9 @@ impl UserInfo {
             user_id: record.user_id,
             user_role: record.user_role,
             max_budget: record.max_budget,
+            models: record.models,
+            budget_duration: record.budget_duration,
+            budget_reset_at: record.budget_reset_at,
             spend_base: record.spend - flushed_at_load,
             cell,
         }
@@ -92,6 +102,159 @@ impl UserInfo {
     /// The user's spend: the database's value at load plus what this process added since.
     pub fn spend(&self) -> f64 {
         (self.spend_base + self.cell.recorded()).max(0.0)
+    }
+}
+
+/// The key's user as a member of the key's team (`"LiteLLM_TeamMembership"`), when the row
+/// exists: its budget (`max_budget_in_team`) binds the user's keys of that team.
+#[derive(Debug)]
+pub struct MemberInfo {
+    pub max_budget: Option<f64>,
+    spend_base: f64,
+    cell: Arc<SpendCell>,
+}
+
+impl MemberInfo {
+    pub(crate) fn new(
+        spend: f64,
+        max_budget: Option<f64>,
+        cell: Arc<SpendCell>,
+        flushed_at_load: f64,
+    ) -> Self {
+        MemberInfo {
+            max_budget,
+            spend_base: spend - flushed_at_load,
+            cell,
+        }
+    }
+
+    /// The member's spend in the team, with this process's spend not yet written.
+    pub fn spend(&self) -> f64 {
+        (self.spend_base + self.cell.recorded()).max(0.0)
+    }
+}
+
+/// An end user (the request's `user`, LiteLLM's customer) with its budget: blocked, over
+/// budget, its limits and its default model apply to every request naming it.
+#[derive(Debug)]
+pub struct EndUserInfo {
+    pub user_id: String,
+    pub blocked: bool,
+    pub default_model: Option<String>,
+    pub max_budget: Option<f64>,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i32>,
+    spend_base: f64,
+    cell: Arc<SpendCell>,
+}
+
+impl EndUserInfo {
+    pub(crate) fn new(
+        record: crate::db::EndUserRecord,
+        cell: Arc<SpendCell>,
+        flushed_at_load: f64,
+    ) -> Self {
+        let budget = record.budget.unwrap_or_default();
+        EndUserInfo {
+            user_id: record.user_id,
+            blocked: record.blocked,
+            default_model: record.default_model,
+            max_budget: budget.max_budget,
+            tpm_limit: budget.tpm_limit,
+            rpm_limit: budget.rpm_limit,
+            max_parallel_requests: budget.max_parallel_requests,
+            spend_base: record.spend - flushed_at_load,
+            cell,
+        }
+    }
+
+    /// The end user's spend, with this process's spend not yet written.
+    pub fn spend(&self) -> f64 {
+        (self.spend_base + self.cell.recorded()).max(0.0)
+    }
+
+    /// The end user's limits for the rate limiter (from its budget row).
+    pub fn limit_request(&self, estimated_tokens: u64) -> crate::limits::LimitRequest {
+        let limit = |v: Option<i64>| v.and_then(|n| u64::try_from(n).ok());
+        crate::limits::LimitRequest::new(crate::limits::LimitScope::EndUser(self.user_id.clone()))
+            .rpm(limit(self.rpm_limit))
+            .tpm(limit(self.tpm_limit))
+            .max_parallel(limit(self.max_parallel_requests.map(i64::from)))
+            .estimated_tokens(estimated_tokens)
+    }
+
+    /// A blocked end user is refused (400, LiteLLM's words); one whose spend is over its
+    /// budget gets 400 `budget_exceeded`.
+    pub fn check(&self) -> Result<(), KeyError> {
+        if self.blocked {
+            return Err(KeyError::invalid(
+                format!(
+                    "User blocked from making LLM API Calls. User={}",
+                    self.user_id
+                ),
+                "user",
+            ));
+        }
+        if let Some(max) = self.max_budget {
+            let spend = self.spend();
+            // LiteLLM refuses an end user only once its spend is over the budget.
+            if spend > max {
+                return Err(KeyError::BudgetExceeded(format!(
+                    "ExceededBudget: End User={} over budget. Spend={spend}, Budget={max}",
+                    self.user_id
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One model's budget of a key (`model_max_budget`): the key's spend on that model group
+/// within the current period (fixed windows of `time_period`, counted from the Unix epoch;
+/// all time when there is none) against `budget_limit`.
+#[derive(Debug)]
+pub struct ModelBudget {
+    pub model: String,
+    pub limit: f64,
+    /// When the current period ends (a reload starts the next).
+    pub window_end: Option<NaiveDateTime>,
+    spend_base: f64,
+    cell: Arc<SpendCell>,
+}
+
+impl ModelBudget {
+    pub(crate) fn new(
+        model: String,
+        limit: f64,
+        window_end: Option<NaiveDateTime>,
+        spend_in_window: f64,
+        cell: Arc<SpendCell>,
+        flushed_at_load: f64,
+    ) -> Self {
+        ModelBudget {
+            model,
+            limit,
+            window_end,
+            spend_base: spend_in_window - flushed_at_load,
+            cell,
+        }
+    }
+
+    /// The key's spend on the model in this period, with this process's unwritten spend.
+    pub fn spend(&self) -> f64 {
+        (self.spend_base + self.cell.recorded()).max(0.0)
+    }
+}
+
+/// A JSON object's string values (aliases).
+fn string_map(value: &Value) -> HashMap<String, String> {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+            .collect(),
+        _ => HashMap::new(),
     }
 }
 
@@ -120,6 +283,10 @@ pub struct KeyInfo {
     pub team: Option<TeamInfo>,
     /// The key's user, when `user_id` is set and the user row exists.
     pub user: Option<UserInfo>,
+    /// The key's user in the key's team, when both are set and the membership row exists.
+    pub member: Option<MemberInfo>,
+    /// The key's per-model budgets (`model_max_budget`).
+    pub model_budgets: Vec<ModelBudget>,
     /// True when the database was unreachable and `allow_requests_on_db_unavailable` let an
     /// unknown key through: nothing about it is known and no limit applies.
     pub unverified: bool,
@@ -143,13 +310,7 @@ impl KeyInfo {
         cell: Arc<SpendCell>,
         flushed_at_load: f64,
     ) -> Self {
-        let aliases = match &record.aliases {
-            Value::Object(map) => map
-                .iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect(),
-            _ => HashMap::new(),
-        };
+        let aliases = string_map(&record.aliases);
         KeyInfo {
             aliases,
             allowed_routes: record.allowed_routes,
@@ -172,6 +333,8 @@ impl KeyInfo {
             team_id: record.team_id,
             team,
             user: None,
+            member: None,
+            model_budgets: Vec::new(),
             unverified: false,
             spend_base: record.spend - flushed_at_load,
             cell,
@@ -181,6 +344,35 @@ impl KeyInfo {
     /// The key with its user attached.
     pub(crate) fn with_user(mut self, user: Option<UserInfo>) -> Self {
         self.user = user;
+        self
+    }
+
+    /// The key with its per-model budgets attached.
+    pub(crate) fn with_model_budgets(mut self, budgets: Vec<ModelBudget>) -> Self {
+        self.model_budgets = budgets;
+        self
+    }
+
+    /// 400 `budget_exceeded` when the key's spend on this model group in the current period
+    /// reached its `model_max_budget` (LiteLLM's words).
+    pub fn check_model_budget(&self, model_group: &str) -> Result<(), KeyError> {
+        if let Some(budget) = self.model_budgets.iter().find(|b| b.model == model_group) {
+            let spend = budget.spend();
+            if spend >= budget.limit {
+                return Err(KeyError::BudgetExceeded(format!(
+                    "LiteLLM Virtual Key: {}, key_alias: {}, exceeded budget for model={model_group}. Spend={spend}, Budget={}",
+                    self.key_name.as_deref().unwrap_or(""),
+                    self.key_alias.as_deref().unwrap_or(""),
+                    budget.limit
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The key with its user's team membership attached.
+    pub(crate) fn with_member(mut self, member: Option<MemberInfo>) -> Self {
+        self.member = member;
         self
     }
 
@@ -205,6 +397,8 @@ impl KeyInfo {
             team_id: None,
             team: None,
             user: None,
+            member: None,
+            model_budgets: Vec::new(),
             unverified: true,
             aliases: HashMap::new(),
             allowed_routes: Vec::new(),
@@ -221,9 +415,16 @@ impl KeyInfo {
         (self.spend_base + self.cell.recorded()).max(0.0)
     }
 
-    /// The model group a requested name means for this key: its alias target, else the name.
+    /// The model group a requested name means for this key: the key's alias target, else its
+    /// team's (`model_aliases`), else the name.
     pub fn resolve_alias<'a>(&'a self, model: &'a str) -> &'a str {
-        self.aliases.get(model).map_or(model, String::as_str)
+        if let Some(target) = self.aliases.get(model) {
+            return target;
+        }
+        self.team
+            .as_ref()
+            .and_then(|t| t.model_aliases.get(model))
+            .map_or(model, String::as_str)
     }
 
     /// True once, for the first caller that sees the key's spend at or over its soft budget
@@ -235,6 +436,12 @@ impl KeyInfo {
             }
             _ => false,
         }
+    }
+
+    /// The key's user, when the key is a personal one (no team): whose budget and models bind
+    /// it.
+    pub fn personal_user(&self) -> Option<&UserInfo> {
+        self.user.as_ref().filter(|_| self.team_id.is_none())
     }
 
     /// The key's own `rpm_limit`, else its team's.
@@ -298,6 +505,12 @@ impl KeyInfo {
         {
             return Err(denied(model_group, &team.models));
         }
+        if let Some(user) = self.personal_user()
+            && !user.models.is_empty()
+            && !list_allows(&user.models, model_group, access_groups)
+        {
+            return Err(denied(model_group, &user.models));
+        }
         Ok(())
     }
 
@@ -323,14 +536,27 @@ impl KeyInfo {
                 )));
             }
         }
-        if let Some(user) = &self.user
+        // A user's budget binds the user's personal keys; a team key spends the team's
+        // budget (LiteLLM checks the user's budget only for keys without a team).
+        if let Some(user) = self.personal_user()
             && let Some(max) = user.max_budget
         {
             let spend = user.spend();
             if spend >= max {
                 return Err(KeyError::BudgetExceeded(format!(
-                    "Budget has been exceeded! User={} Current cost: {spend}, Max budget: {max}",
+                    "ExceededBudget: User={} over budget. Spend={spend}, Budget={max}",
                     user.user_id
+                )));
+            }
+        }
+        if let (Some(member), Some(user_id), Some(team_id)) =
+            (&self.member, &self.user_id, &self.team_id)
+            && let Some(max) = member.max_budget
+        {
+            let spend = member.spend();
+            if spend >= max {
+                return Err(KeyError::BudgetExceeded(format!(
+                    "Budget has been exceeded! User={user_id} in Team={team_id} Current cost: {spend}, Max budget: {max}"
                 )));
             }
         }
@@ -359,13 +585,24 @@ impl KeyInfo {
                 max_budget: max,
             });
         }
-        if let Some(user) = &self.user
+        if let Some(user) = self.personal_user()
             && let Some(max) = user.max_budget
         {
             out.push(BudgetClaim {
                 scope: format!("user:{}", user.user_id),
                 label: format!("User={} ", user.user_id),
                 spend: user.spend(),
+                max_budget: max,
+            });
+        }
+        if let (Some(member), Some(user_id), Some(team_id)) =
+            (&self.member, &self.user_id, &self.team_id)
+            && let Some(max) = member.max_budget
+        {
+            out.push(BudgetClaim {
+                scope: format!("member:{team_id}:{user_id}"),
+                label: format!("User={user_id} in Team={team_id} "),
+                spend: member.spend(),
                 max_budget: max,
             });
         }
@@ -384,7 +621,15 @@ impl KeyInfo {
             .team
             .as_ref()
             .is_some_and(|t| due(&t.budget_duration, t.budget_reset_at));
-        key_due || team_due
+        let user_due = self
+            .user
+            .as_ref()
+            .is_some_and(|u| due(&u.budget_duration, u.budget_reset_at));
+        let model_due = self
+            .model_budgets
+            .iter()
+            .any(|b| b.window_end.is_some_and(|end| end <= now));
+        key_due || team_due || user_due || model_due
     }
 }
 

@@ -12,8 +12,9 @@ mod service;
 
 pub use api::{
     BlockKeyRequest, DeleteKeyRequest, GenerateKeyRequest, ListKeysQuery, UpdateKeyRequest,
+    nullable,
 };
 pub use duration::parse_duration;
 pub use error::KeyError;
-pub use info::{KeyInfo, TeamInfo, UserInfo};
-pub use service::{KeyService, KeyServiceOptions};
+pub use info::{EndUserInfo, KeyInfo, MemberInfo, ModelBudget, TeamInfo, UserInfo};
+pub use service::{KeyService, KeyServiceOptions, add as add_duration, now, timestamp};

@@ -18,7 +18,7 @@ use super::api::{
 };
 use super::duration::parse_duration;
 use super::error::KeyError;
-use super::info::{KeyInfo, TeamInfo, UserInfo};
+use super::info::{EndUserInfo, KeyInfo, MemberInfo, ModelBudget, TeamInfo, UserInfo};
 use crate::changes::{Change, ChangeBus};
 use crate::db::{KeyRecord, KeyStore};
 use crate::error::ApiError;
@@ -71,6 +71,8 @@ struct Inner {
     options: KeyServiceOptions,
     fresh: Cache<String, Arc<KeyInfo>>,
     stale: Cache<String, Arc<KeyInfo>>,
+    /// End users by id (`None`: not in the table), with the key cache's TTL.
+    end_users: Cache<String, Option<Arc<EndUserInfo>>>,
     ledger: Arc<SpendLedger>,
     writer: SpendWriter,
     /// Where key changes are announced to the other instances, once attached.
@@ -106,14 +108,17 @@ impl Inner {
                 let id = id.clone();
                 drop_if(Box::new(move |info| info.user_id.as_deref() == Some(&id)));
             }
-            // A budget row may be a team member's budget, part of a cached key; budget writes
-            // are rare, so every key is read afresh (the outage copies stay).
-            Change::Budget(_) => self.fresh.invalidate_all(),
-            // End users are not part of a cached key.
-            Change::Customer(_) => {}
+            // A budget row may be a team member's or an end user's budget; budget writes are
+            // rare, so every key and end user is read afresh (the outage copies stay).
+            Change::Budget(_) => {
+                self.fresh.invalidate_all();
+                self.end_users.invalidate_all();
+            }
+            Change::Customer(id) => self.end_users.invalidate(id).await,
             Change::Everything => {
                 self.fresh.invalidate_all();
                 self.stale.invalidate_all();
+                self.end_users.invalidate_all();
             }
         }
     }
@@ -121,17 +126,19 @@ impl Inner {
 
 /// Now, at the millisecond precision of `timestamp(3)`, so that values kept in memory equal
 /// the ones read back.
-fn now() -> NaiveDateTime {
+pub fn now() -> NaiveDateTime {
     Utc::now().naive_utc().trunc_subsecs(3)
 }
 
-fn timestamp(t: Option<NaiveDateTime>) -> Value {
+/// A timestamp as LiteLLM's JSON answers write it (`null` when absent).
+pub fn timestamp(t: Option<NaiveDateTime>) -> Value {
     t.map_or(Value::Null, |t| {
         Value::String(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
     })
 }
 
-fn add(now: NaiveDateTime, duration: Duration) -> Result<NaiveDateTime, KeyError> {
+/// `now` plus a budget period or lifetime; a 400 when it is too far out to represent.
+pub fn add(now: NaiveDateTime, duration: Duration) -> Result<NaiveDateTime, KeyError> {
     chrono::Duration::from_std(duration)
         .ok()
         .and_then(|d| now.checked_add_signed(d))
@@ -367,12 +374,17 @@ impl KeyService {
             .max_capacity(options.cache_capacity)
             .support_invalidation_closures()
             .build();
+        let end_users = Cache::builder()
+            .max_capacity(options.cache_capacity)
+            .time_to_live(options.cache_ttl)
+            .build();
         KeyService {
             inner: Arc::new(Inner {
                 store,
                 options,
                 fresh,
                 stale,
+                end_users,
                 ledger,
                 writer,
                 changes: std::sync::OnceLock::new(),
@@ -502,6 +514,51 @@ impl KeyService {
         }
     }
 
+    /// The end user a request names (its `user`), when the table has it: cached like keys
+    /// (an unknown end user too, so that requests naming one cost no database round trip),
+    /// dropped at once when a customer or budget route changes it on any instance. A budget
+    /// period that ended starts a new one (spend to 0) when the end user is read.
+    pub async fn end_user(&self, user_id: &str) -> Result<Option<Arc<EndUserInfo>>, KeyError> {
+        let inner = &self.inner;
+        if let Some(found) = inner.end_users.get(user_id).await {
+            return Ok(found);
+        }
+        let store = &inner.store;
+        let cell = inner.ledger.end_user_cell(user_id);
+        let mut flushed = cell.flushed();
+        let Some(mut record) = store.get_end_user(user_id).await? else {
+            inner.end_users.insert(user_id.to_string(), None).await;
+            return Ok(None);
+        };
+        if let Some(budget) = &record.budget
+            && let Some(period) = budget.budget_duration.as_deref().and_then(parse_duration)
+        {
+            let now = now();
+            if budget.budget_reset_at.is_none_or(|at| at <= now) {
+                let next = add(now, period)?;
+                let first = budget.budget_reset_at.is_none();
+                if store
+                    .reset_budget_row(&budget.budget_id, budget.budget_reset_at, next)
+                    .await?
+                    && !first
+                {
+                    store.reset_end_user_spend(&budget.budget_id).await?;
+                }
+                flushed = cell.flushed();
+                match store.get_end_user(user_id).await? {
+                    Some(again) => record = again,
+                    None => return Ok(None),
+                }
+            }
+        }
+        let info = Some(Arc::new(EndUserInfo::new(record, cell, flushed)));
+        inner
+            .end_users
+            .insert(user_id.to_string(), info.clone())
+            .await;
+        Ok(info)
+    }
+
     /// Drops a key from the cache of this instance, and of every instance on the same change
     /// bus (`changes`); the others follow within their TTL.
     pub async fn invalidate(&self, token: &str) {
@@ -542,21 +599,121 @@ impl KeyService {
             Some(user_id) => self.load_user(user_id).await?,
             None => None,
         };
+        let member = match (&record.team_id, &record.user_id) {
+            (Some(team_id), Some(user_id)) if team.is_some() => {
+                self.load_member(team_id, user_id).await?
+            }
+            _ => None,
+        };
+        let model_budgets = self.load_model_budgets(&record, now).await?;
         Ok(Some(
-            KeyInfo::new(record, team, cell, flushed).with_user(user),
+            KeyInfo::new(record, team, cell, flushed)
+                .with_user(user)
+                .with_member(member)
+                .with_model_budgets(model_budgets),
         ))
     }
 
-    /// The key's user, when the user row exists.
-    async fn load_user(&self, user_id: String) -> Result<Option<UserInfo>, KeyError> {
-        let cell = self.inner.ledger.user_cell(&user_id);
+    /// The key's `model_max_budget` entries with the key's spend on each model in the current
+    /// period, from its spend logs (so every instance and every restart counts the same).
+    async fn load_model_budgets(
+        &self,
+        record: &KeyRecord,
+        now: NaiveDateTime,
+    ) -> Result<Vec<ModelBudget>, KeyError> {
+        let Value::Object(budgets) = &record.model_max_budget else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (model, budget) in budgets {
+            let Some(limit) = budget.get("budget_limit").and_then(Value::as_f64) else {
+                continue;
+            };
+            let period = budget
+                .get("time_period")
+                .and_then(Value::as_str)
+                .and_then(parse_duration);
+            let (start, end) = match period {
+                Some(period) => {
+                    let length = i64::try_from(period.as_secs()).unwrap_or(i64::MAX).max(1);
+                    let now_secs = now.and_utc().timestamp();
+                    let start_secs = now_secs - now_secs.rem_euclid(length);
+                    let start =
+                        chrono::DateTime::from_timestamp(start_secs, 0).map(|t| t.naive_utc());
+                    let end =
+                        chrono::DateTime::from_timestamp(start_secs.saturating_add(length), 0)
+                            .map(|t| t.naive_utc());
+                    (start, end)
+                }
+                None => (None, None),
+            };
+            let cell = self.inner.ledger.key_model_cell(&record.token, model);
+            let flushed = cell.flushed();
+            let spent: f64 = self
+                .inner
+                .store
+                .key_model_spend(&record.token, start)
+                .await?
+                .into_iter()
+                .filter(|(group, _)| group == model)
+                .map(|(_, spend)| spend)
+                .sum();
+            out.push(ModelBudget::new(
+                model.clone(),
+                limit,
+                end,
+                spent,
+                cell,
+                flushed,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The key's user's membership of the key's team, when the row exists.
+    async fn load_member(
+        &self,
+        team_id: &str,
+        user_id: &str,
+    ) -> Result<Option<MemberInfo>, KeyError> {
+        let cell = self.inner.ledger.member_cell(team_id, user_id);
         let flushed = cell.flushed();
         Ok(self
             .inner
             .store
-            .get_user_row(&user_id)
+            .get_membership(user_id, team_id)
             .await?
-            .map(|row| UserInfo::new(row, cell, flushed)))
+            .map(|m| {
+                let max = m.budget.and_then(|b| b.max_budget);
+                MemberInfo::new(m.spend, max, cell, flushed)
+            }))
+    }
+
+    /// The key's user, when the user row exists, starting a new budget period where one is
+    /// due.
+    async fn load_user(&self, user_id: String) -> Result<Option<UserInfo>, KeyError> {
+        let store = &self.inner.store;
+        let cell = self.inner.ledger.user_cell(&user_id);
+        let mut flushed = cell.flushed();
+        let Some(mut row) = store.get_user_row(&user_id).await? else {
+            return Ok(None);
+        };
+        let now = now();
+        if let Some(period) = row.budget_duration.as_deref().and_then(parse_duration)
+            && row.budget_reset_at.is_none_or(|at| at <= now)
+        {
+            let next = add(now, period)?;
+            let zero_spend = row.budget_reset_at.is_some();
+            store
+                .reset_user_budget(&user_id, row.budget_reset_at, next, zero_spend)
+                .await?;
+            flushed = cell.flushed();
+            match store.get_user_row(&user_id).await? {
+                Some(again) => row = again,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(UserInfo::new(row, cell, flushed)))
     }
 
     async fn load_team(
@@ -1041,6 +1198,19 @@ impl KeyService {
             self.invalidate(token).await;
         }
         Ok(json!({ "deleted_keys": named }))
+    }
+
+    /// A key row as the management routes show it (`/team/info`, `/user/info`): LiteLLM's
+    /// fields, spend including this process's unwritten spend.
+    pub fn key_json(&self, record: &KeyRecord) -> Value {
+        Value::Object(record_json(record, self.live_spend(record)))
+    }
+
+    /// Drops every cached key of these token hashes, here and on every instance.
+    pub async fn invalidate_all_of(&self, tokens: &[String]) {
+        for token in tokens {
+            self.invalidate(token).await;
+        }
     }
 
     /// `GET /key/info?key=...` (`key` as `sk-...` or its hash).

@@ -30,6 +30,8 @@ pub enum LimitScope {
     Key(String),
     /// A team, by id.
     Team(String),
+    /// An end user (a request's `user`), by id.
+    EndUser(String),
     /// A deployment (`model_info.id`).
     Deployment(String),
     /// The whole gateway (`general_settings.global_max_parallel_requests`).
@@ -41,6 +43,7 @@ impl LimitScope {
         match self {
             LimitScope::Key(_) => "key",
             LimitScope::Team(_) => "team",
+            LimitScope::EndUser(_) => "end_user",
             LimitScope::Deployment(_) => "deployment",
             LimitScope::Global => "global",
         }
@@ -48,7 +51,10 @@ impl LimitScope {
 
     fn id(&self) -> &str {
         match self {
-            LimitScope::Key(id) | LimitScope::Team(id) | LimitScope::Deployment(id) => id,
+            LimitScope::Key(id)
+            | LimitScope::Team(id)
+            | LimitScope::EndUser(id)
+            | LimitScope::Deployment(id) => id,
             LimitScope::Global => "",
         }
     }
@@ -70,6 +76,7 @@ impl LimitScope {
             LimitScope::Key(_) => "key".to_string(),
             LimitScope::Global => "gateway".to_string(),
             LimitScope::Team(id) => format!("team {id}"),
+            LimitScope::EndUser(id) => format!("end user {id}"),
             LimitScope::Deployment(id) => format!("deployment {id}"),
         }
     }
@@ -291,6 +298,7 @@ impl From<LimitRejection> for ApiError {
         let scope = match rejection.scope {
             LimitScope::Key(_) => "key",
             LimitScope::Team(_) => "team",
+            LimitScope::EndUser(_) => "end_user",
             LimitScope::Deployment(_) => "deployment",
             LimitScope::Global => "global",
         };

@@ -48,6 +48,8 @@ pub struct SpendSink {
     pub user_id: Option<String>,
     pub team_id: Option<String>,
     pub end_user: Option<String>,
+    /// The key's and the request's `metadata.tags`.
+    pub request_tags: Vec<String>,
     pub start_time: DateTime<Utc>,
 }
 
@@ -65,6 +67,10 @@ impl SpendSink {
             Caller::Master => (master_hash?.to_string(), None, None),
             Caller::Anonymous => return None,
         };
+        let mut request_tags = Vec::new();
+        if let Caller::Key(key) = caller {
+            add_tags(&mut request_tags, key.metadata.get("tags"));
+        }
         Some(SpendSink {
             keys,
             api_key,
@@ -74,8 +80,15 @@ impl SpendSink {
                 .get("user")
                 .and_then(|v| v.as_str())
                 .map(str::to_string),
+            request_tags,
             start_time: Utc::now(),
         })
+    }
+
+    /// Adds the request's own `metadata.tags` (read before the gateway's fields leave the body).
+    pub fn with_request_tags(mut self, tags: Option<&serde_json::Value>) -> Self {
+        add_tags(&mut self.request_tags, tags);
+        self
     }
 
     fn record(
@@ -101,9 +114,21 @@ impl SpendSink {
         record.user_id = self.user_id;
         record.team_id = self.team_id;
         record.end_user = self.end_user;
+        record.request_tags = self.request_tags;
         record.cache_hit = cache_hit;
         record.status = "success".to_string();
         self.keys.record_spend(record);
+    }
+}
+
+/// The strings of a `tags` list, each once.
+fn add_tags(out: &mut Vec<String>, tags: Option<&serde_json::Value>) {
+    if let Some(serde_json::Value::Array(tags)) = tags {
+        for tag in tags.iter().filter_map(serde_json::Value::as_str) {
+            if !out.iter().any(|t| t == tag) {
+                out.push(tag.to_string());
+            }
+        }
     }
 }
 

@@ -49,7 +49,15 @@ pub struct LlmRequest {
 impl LlmRequest {
     /// Checks the fields each endpoint requires; names the first one that is wrong.
     pub fn parse(endpoint: Endpoint, body: Map<String, Value>) -> Result<Self, ApiError> {
-        let model = required_str(&body, "model")?.to_string();
+        // A request naming an end user may leave the model to the end user's `default_model`
+        // (`handle` fills it in, or answers that the model is required).
+        let names_end_user = body
+            .get("user")
+            .is_some_and(|u| u.as_str().is_some_and(|u| !u.is_empty()));
+        let model = match body.get("model") {
+            None | Some(Value::Null) if names_end_user => String::new(),
+            _ => required_str(&body, "model")?.to_string(),
+        };
         let (field, what) = match endpoint {
             Endpoint::Chat | Endpoint::Messages => ("messages", "a list of messages"),
             Endpoint::Completion => ("prompt", "a string or a list"),
@@ -217,6 +225,29 @@ pub async fn handle(
     started: Instant,
 ) -> Result<Reply, ApiError> {
     let runtime = state.runtime();
+    // The end user the request names (LiteLLM's customer): blocked or over budget is refused,
+    // its default model stands in for a missing one, its limits apply below.
+    let end_user = match (
+        state.keys(),
+        request.body.get("user").and_then(Value::as_str),
+    ) {
+        (Some(keys), Some(id)) if !id.is_empty() => keys.end_user(id).await?,
+        _ => None,
+    };
+    if let Some(end_user) = &end_user {
+        end_user.check()?;
+    }
+    if request.model.is_empty() {
+        match end_user.as_ref().and_then(|e| e.default_model.clone()) {
+            Some(model) => {
+                request
+                    .body
+                    .insert("model".into(), Value::String(model.clone()));
+                request.model = model;
+            }
+            None => return Err(ApiError::invalid("'model' is a required field.", "model")),
+        }
+    }
     // A key's own aliases name model groups: the group is what is checked and called.
     if let Some(key) = caller.key() {
         let target = key.resolve_alias(&request.model);
@@ -226,6 +257,9 @@ pub async fn handle(
     }
     caller.check_model(&request.model, runtime.router.access_groups(&request.model))?;
     caller.check_budget()?;
+    if let Some(key) = caller.key() {
+        key.check_model_budget(&request.model)?;
+    }
     if runtime.router.group(&request.model).is_none() {
         let not_found =
             ApiError::not_found(format!("The model '{}' does not exist.", request.model))
@@ -255,6 +289,11 @@ pub async fn handle(
         Endpoint::Responses => responses_metadata(&request.body),
         _ => None,
     };
+    let request_tags = request
+        .body
+        .get("metadata")
+        .and_then(|m| m.get("tags"))
+        .cloned();
     for field in GATEWAY_FIELDS {
         request.body.remove(*field);
     }
@@ -266,7 +305,8 @@ pub async fn handle(
         state.keys(),
         runtime.master_key_hash.as_deref(),
         &request.body,
-    );
+    )
+    .map(|sink| sink.with_request_tags(request_tags.as_ref()));
     if let Some(sink) = &spend {
         // Every request makes a spend record: while the database lags far behind, wait.
         sink.keys.spend_writer().wait_for_room().await;
@@ -298,7 +338,13 @@ pub async fn handle(
     let estimate = estimate_tokens(&request.body);
     let admission = state
         .limiter
-        .acquire(&caller.limit_requests(&runtime.config, estimate))
+        .acquire(&{
+            let mut limits = caller.limit_requests(&runtime.config, estimate);
+            if let Some(end_user) = &end_user {
+                limits.push(end_user.limit_request(estimate));
+            }
+            limits
+        })
         .await
         .map_err(ApiError::from)?;
     let route = RouteRequest {

@@ -78,7 +78,7 @@ pub fn app_with(state: ServerState) -> Router {
                 get(routes::models::retrieve),
             );
     }
-    router
+    router = router
         .route("/chat/completions/", post(routes::llm::chat_completions))
         .route("/engines/{*model}", post(routes::llm::completions))
         .route("/v1/rag/search", post(routes::rag::search))
@@ -97,6 +97,43 @@ pub fn app_with(state: ServerState) -> Router {
         .route("/key/unblock", post(routes::keys::unblock))
         .route("/key/regenerate", post(routes::keys::regenerate))
         .route("/key/{key}/regenerate", post(routes::keys::regenerate_path))
+        .route("/team/new", post(routes::teams::create))
+        .route("/team/update", post(routes::teams::update))
+        .route("/team/delete", post(routes::teams::delete))
+        .route("/team/info", get(routes::teams::info))
+        .route("/team/list", get(routes::teams::list))
+        .route("/team/block", post(routes::teams::block))
+        .route("/team/unblock", post(routes::teams::unblock))
+        .route("/team/model/add", post(routes::teams::add_models))
+        .route("/team/model/delete", post(routes::teams::delete_models))
+        .route("/team/member_add", post(routes::teams::member_add))
+        .route("/team/member_delete", post(routes::teams::member_delete))
+        .route("/team/member_update", post(routes::teams::member_update))
+        .route("/user/new", post(routes::users::create))
+        .route("/user/update", post(routes::users::update))
+        .route("/user/delete", post(routes::users::delete))
+        .route("/user/info", get(routes::users::info))
+        .route("/user/list", get(routes::users::list))
+        .route("/budget/new", post(routes::customers::new_budget))
+        .route("/budget/update", post(routes::customers::update_budget))
+        .route("/budget/info", post(routes::customers::budget_info))
+        .route("/budget/list", get(routes::customers::list_budgets))
+        .route("/budget/delete", post(routes::customers::delete_budget));
+    // LiteLLM serves its customer routes under both names.
+    for prefix in ["/customer", "/end_user"] {
+        router = router
+            .route(&format!("{prefix}/new"), post(routes::customers::create))
+            .route(&format!("{prefix}/update"), post(routes::customers::update))
+            .route(&format!("{prefix}/delete"), post(routes::customers::delete))
+            .route(&format!("{prefix}/block"), post(routes::customers::block))
+            .route(
+                &format!("{prefix}/unblock"),
+                post(routes::customers::unblock),
+            )
+            .route(&format!("{prefix}/info"), get(routes::customers::info))
+            .route(&format!("{prefix}/list"), get(routes::customers::list));
+    }
+    router
         .route("/health/liveliness", get(routes::health::liveliness))
         .route("/health/liveness", get(routes::health::liveliness))
         .route("/health/readiness", get(routes::health::readiness))

@@ -65,6 +65,9 @@ pub struct SpendLedger {
     /// Looked up for every request: foldhash rather than SipHash (the ids are key hashes and
     /// team ids an administrator created, not client text).
     cells: Mutex<foldhash::HashMap<String, Arc<SpendCell>>>,
+    /// Whether any key has per-model cells (a `model_max_budget`): until one does, recording
+    /// a request costs no per-model lookup.
+    model_cells: std::sync::atomic::AtomicBool,
 }
 
 impl SpendLedger {
@@ -83,6 +86,33 @@ impl SpendLedger {
         self.cell(&format!("user:{user_id}"))
     }
 
+    /// The cell of a user's membership in a team (`"LiteLLM_TeamMembership"`).
+    pub fn member_cell(&self, team_id: &str, user_id: &str) -> Arc<SpendCell> {
+        self.cell(&format!("member:{team_id}\u{0}{user_id}"))
+    }
+
+    /// The cell of a key's spend on one model group (for its `model_max_budget`).
+    pub fn key_model_cell(&self, token: &str, model_group: &str) -> Arc<SpendCell> {
+        self.model_cells
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.cell(&format!("model:{token}\u{0}{model_group}"))
+    }
+
+    /// The cell of an end user (the request's `user` field; `"LiteLLM_EndUserTable"`).
+    pub fn end_user_cell(&self, end_user: &str) -> Arc<SpendCell> {
+        self.cell(&format!("end_user:{end_user}"))
+    }
+
+    /// A cell only if some key already asked for it: per-model cells exist only for keys
+    /// with a `model_max_budget`, so other requests do not grow the map.
+    fn existing_model_cell(&self, record: &SpendRecord) -> Option<Arc<SpendCell>> {
+        if !self.model_cells.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        let id = format!("model:{}\u{0}{}", record.api_key, record.model_group);
+        self.cells.lock().get(&id).cloned()
+    }
+
     fn cell(&self, id: &str) -> Arc<SpendCell> {
         let mut cells = self.cells.lock();
         // Looked up by `&str` first: the id is allocated once per key, not per request.
@@ -94,22 +124,40 @@ impl SpendLedger {
 
     fn add_recorded(&self, record: &SpendRecord) {
         self.key_cell(&record.api_key).recorded.add(record.spend);
+        if let Some(cell) = self.existing_model_cell(record) {
+            cell.recorded.add(record.spend);
+        }
         if let Some(team) = &record.team_id {
             self.team_cell(team).recorded.add(record.spend);
         }
         if let Some(user) = &record.user_id {
             self.user_cell(user).recorded.add(record.spend);
+            if let Some(team) = &record.team_id {
+                self.member_cell(team, user).recorded.add(record.spend);
+            }
+        }
+        if let Some(end_user) = &record.end_user {
+            self.end_user_cell(end_user).recorded.add(record.spend);
         }
     }
 
     fn add_flushed(&self, records: &[SpendRecord]) {
         for record in records {
             self.key_cell(&record.api_key).flushed.add(record.spend);
+            if let Some(cell) = self.existing_model_cell(record) {
+                cell.flushed.add(record.spend);
+            }
             if let Some(team) = &record.team_id {
                 self.team_cell(team).flushed.add(record.spend);
             }
             if let Some(user) = &record.user_id {
                 self.user_cell(user).flushed.add(record.spend);
+                if let Some(team) = &record.team_id {
+                    self.member_cell(team, user).flushed.add(record.spend);
+                }
+            }
+            if let Some(end_user) = &record.end_user {
+                self.end_user_cell(end_user).flushed.add(record.spend);
             }
         }
     }

@@ -127,7 +127,7 @@ async fn unknown_blocked_and_expired_keys_are_refused() {
 }
 
 #[tokio::test]
-async fn key_routes_need_the_master_key_except_own_info() {
+async fn a_key_without_a_user_manages_no_key_and_reads_only_its_own_info() {
     let gw = TestGateway::start(YAML).await;
     let key = generate(
         &gw,
@@ -151,7 +151,7 @@ async fn key_routes_need_the_master_key_except_own_info() {
         .send()
         .await
         .unwrap();
-    expect_error(r, 401, "auth_error").await;
+    expect_error(r, 403, "permission_error").await;
     let r = gw
         .client
         .get(gw.url(&format!("/key/info?key={key}")))
@@ -173,7 +173,11 @@ async fn key_routes_need_the_master_key_except_own_info() {
         .send()
         .await
         .unwrap();
-    expect_error(r, 401, "auth_error").await;
+    let e = expect_error(r, 403, "permission_error").await;
+    assert_eq!(
+        e["message"],
+        "You are not allowed to access this key's info. Your role=unknown"
+    );
     let r = gw.get("/key/list").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["total_count"], 2);

@@ -1,6 +1,7 @@
-//! `/key/*`: LiteLLM's key management routes (and `/key/regenerate`). Master key only, except a key reading its own
-//! `/key/info`. Bodies are read as the typed requests of [`crate::keys`], after the key store
-//! is known to be up.
+//! `/key/*`: LiteLLM's key management routes (and `/key/regenerate`). A proxy admin manages
+//! every key; another caller its own (and its team's as the team's admin), as
+//! [`crate::manage::keys`] decides. Bodies are read as the typed requests of [`crate::keys`],
+//! after the key store is known to be up.
 
 use std::sync::Arc;
 
@@ -9,18 +10,18 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::caller::Caller;
 use crate::error::{ApiError, ErrorKind};
 use crate::gateway::AppState;
 use crate::keys::{
     BlockKeyRequest, DeleteKeyRequest, GenerateKeyRequest, KeyService, ListKeysQuery,
     UpdateKeyRequest,
 };
-use crate::secret::{constant_time_eq, hash_key};
-use crate::server::auth::Admin;
+use crate::manage::keys::{KeyAccess, regenerate_target};
+use crate::server::auth::Managed;
 use crate::server::extract::{JsonObject, Queried, Typed};
 
-fn keys(state: &AppState) -> Result<&KeyService, ApiError> {
+/// The key service, or 503 while the key store is not up.
+pub(crate) fn keys(state: &AppState) -> Result<&KeyService, ApiError> {
     state.keys().ok_or_else(|| {
         ApiError::new(
             ErrorKind::Unavailable,
@@ -31,29 +32,50 @@ fn keys(state: &AppState) -> Result<&KeyService, ApiError> {
 
 pub async fn generate(
     State(state): State<Arc<AppState>>,
-    _: Admin,
+    Managed(principal): Managed,
     body: Typed<GenerateKeyRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let keys = keys(&state)?;
-    Ok(Json(keys.generate_key(body.read()?).await?))
+    let mut request = body.read()?;
+    KeyAccess::new(keys, &principal)
+        .check_generate(&mut request)
+        .await?;
+    Ok(Json(keys.generate_key(request).await?))
 }
 
 pub async fn update(
     State(state): State<Arc<AppState>>,
-    _: Admin,
+    Managed(principal): Managed,
     body: Typed<UpdateKeyRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let keys = keys(&state)?;
-    Ok(Json(keys.update_key(body.read()?).await?))
+    let request = body.read()?;
+    let access = KeyAccess::new(keys, &principal);
+    access.check_write(&request.key).await?;
+    // Only a proxy admin moves a key to another user or team, or changes its spend.
+    if !principal.is_proxy_admin()
+        && (request.user_id.is_some() || request.team_id.is_some() || request.spend.is_some())
+    {
+        return Err(ApiError::new(
+            ErrorKind::Permission,
+            "Only a proxy admin may change a key's user_id, team_id or spend",
+        ));
+    }
+    Ok(Json(keys.update_key(request).await?))
 }
 
 /// `POST /key/regenerate` (the key in the body).
 pub async fn regenerate(
     State(state): State<Arc<AppState>>,
-    _: Admin,
+    Managed(principal): Managed,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
     let keys = keys(&state)?;
+    if let Some(key) = regenerate_target(&body) {
+        KeyAccess::new(keys, &principal).check_write(key).await?;
+    } else if !principal.is_proxy_admin() {
+        return Err(ApiError::invalid("No key passed in.", "key"));
+    }
     Ok(Json(keys.regenerate(None, body).await?))
 }
 
@@ -61,11 +83,12 @@ pub async fn regenerate(
 /// may be empty.
 pub async fn regenerate_path(
     State(state): State<Arc<AppState>>,
-    _: Admin,
+    Managed(principal): Managed,
     Path(key): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let keys = keys(&state)?;
+    KeyAccess::new(keys, &principal).check_write(&key).await?;
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         serde_json::Map::new()
     } else {
@@ -76,42 +99,58 @@ pub async fn regenerate_path(
             }
         }
     };
+    if let Some(named) = regenerate_target(&body) {
+        KeyAccess::new(keys, &principal).check_write(named).await?;
+    }
     Ok(Json(keys.regenerate(Some(&key), body).await?))
 }
 
 pub async fn delete(
     State(state): State<Arc<AppState>>,
-    _: Admin,
+    Managed(principal): Managed,
     body: Typed<DeleteKeyRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let keys = keys(&state)?;
-    Ok(Json(keys.delete_keys(body.read()?).await?))
+    let request = body.read()?;
+    KeyAccess::new(keys, &principal)
+        .check_delete(request.keys.as_deref(), request.key_aliases.as_deref())
+        .await?;
+    Ok(Json(keys.delete_keys(request).await?))
 }
 
 pub async fn block(
     State(state): State<Arc<AppState>>,
-    _: Admin,
+    Managed(principal): Managed,
     body: Typed<BlockKeyRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let keys = keys(&state)?;
-    Ok(Json(keys.set_blocked(&body.read()?.key, true).await?))
+    let key = body.read()?.key;
+    KeyAccess::new(keys, &principal).check_write(&key).await?;
+    Ok(Json(keys.set_blocked(&key, true).await?))
 }
 
 pub async fn unblock(
     State(state): State<Arc<AppState>>,
-    _: Admin,
+    Managed(principal): Managed,
     body: Typed<BlockKeyRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let keys = keys(&state)?;
-    Ok(Json(keys.set_blocked(&body.read()?.key, false).await?))
+    let key = body.read()?.key;
+    KeyAccess::new(keys, &principal).check_write(&key).await?;
+    Ok(Json(keys.set_blocked(&key, false).await?))
 }
 
+/// A proxy admin or viewer lists every key; another caller its own (or its team's).
 pub async fn list(
     State(state): State<Arc<AppState>>,
-    _: Admin,
-    Queried(query): Queried<ListKeysQuery>,
+    Managed(principal): Managed,
+    Queried(mut query): Queried<ListKeysQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    keys(&state)?.list(&query).await.map(Json)
+    let keys = keys(&state)?;
+    KeyAccess::new(keys, &principal)
+        .scope_list(&mut query)
+        .await?;
+    keys.list(&query).await.map(Json)
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,40 +158,24 @@ pub struct InfoQuery {
     key: Option<String>,
 }
 
-/// The master key may read any key; a virtual key only itself (its own when `key` is absent).
+/// Any key reads itself (its own when `key` is absent); another key as
+/// [`KeyAccess::check_read`] allows (LiteLLM's 403, or 404 when the key is unknown).
 pub async fn info(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Managed(principal): Managed,
     Queried(query): Queried<InfoQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let asked = match (&caller, query.key) {
-        (Caller::Key(own), None) => own.token.clone(),
+    let keys = keys(&state)?;
+    let asked = match (principal.key(), query.key) {
+        (Some(own), None) => own.token.clone(),
         (_, Some(key)) => key,
-        (_, None) => {
+        (None, None) => {
             return Err(ApiError::invalid(
                 "'key' is a required query parameter.",
                 "key",
             ));
         }
     };
-    if let Caller::Key(own) = &caller {
-        if own.unverified {
-            return Err(ApiError::new(
-                ErrorKind::Permission,
-                "The key could not be verified (the key database is unavailable); management routes need a verified key.",
-            ));
-        }
-        let asked_hash = if asked.starts_with("sk-") {
-            hash_key(&asked)
-        } else {
-            asked.clone()
-        };
-        if !constant_time_eq(asked_hash.as_bytes(), own.token.as_bytes()) {
-            return Err(ApiError::new(
-                ErrorKind::Auth,
-                "A key may only read its own info; this needs the master key.",
-            ));
-        }
-    }
-    keys(&state)?.info(&asked).await.map(Json)
+    KeyAccess::new(keys, &principal).check_read(&asked).await?;
+    keys.info(&asked).await.map(Json)
 }
